@@ -1,0 +1,1 @@
+"""roomctl: make LiveKit rooms match what is declared in YAML."""

@@ -1,0 +1,89 @@
+"""`roomctl sandbox serve`: the sandbox on a real socket."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..sandbox import DEFAULT_API_KEY, DEFAULT_API_SECRET, DEFAULT_PNM_KEY, DEFAULT_PNM_SECRET, Sandbox, SandboxConfig
+from ..sandbox.faults import Fault, parse_latency, parse_rate_limit
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    sandbox = sub.add_parser("sandbox", help="the in-memory LiveKit + plugNmeet server", parents=[common])
+    actions = sandbox.add_subparsers(dest="sandbox_command", required=True)
+    serve = actions.add_parser("serve", help="serve the sandbox on a socket", parents=[common])
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=7880)
+    serve.add_argument("--state", type=Path, help="persist state to this JSON file (atomic writes)")
+    serve.add_argument("--api-key", default=DEFAULT_API_KEY, help="LiveKit API key (default: devkey)")
+    serve.add_argument(
+        "--api-secret", default=None, help="LiveKit API secret (default: the --dev secret); prefer the env"
+    )
+    serve.add_argument("--pnm-api-key", default=DEFAULT_PNM_KEY)
+    serve.add_argument("--pnm-api-secret", default=None)
+    serve.add_argument("--routed-delay", type=float, default=0.0,
+                       help="seconds a routed call on a missing room waits before 503 (real server: ~15)")
+    serve.add_argument("--latency-ms", metavar="N[:JITTER]", help="added latency per request")
+    serve.add_argument("--error-rate", type=float, default=0.0, help="share of requests answered 503")
+    serve.add_argument("--throttle-rate", type=float, default=0.0, help="share answered 429 + Retry-After")
+    serve.add_argument("--reset-rate", type=float, default=0.0, help="share of connections dropped")
+    serve.add_argument("--hang-rate", type=float, default=0.0, help="share of requests never answered")
+    serve.add_argument("--rate-limit", metavar="N/min", help="429 resource_exhausted beyond N requests a minute")
+    serve.set_defaults(run=run_serve)
+
+
+def build_sandbox(args: argparse.Namespace) -> Sandbox:
+    import os
+
+    secret = args.api_secret or os.environ.get("ROOMCTL_SANDBOX_API_SECRET") or DEFAULT_API_SECRET
+    pnm_secret = args.pnm_api_secret or os.environ.get("ROOMCTL_SANDBOX_PNM_API_SECRET") or DEFAULT_PNM_SECRET
+    sandbox = Sandbox(
+        SandboxConfig(
+            api_keys={args.api_key: secret},
+            pnm_api_key=args.pnm_api_key,
+            pnm_api_secret=pnm_secret,
+            state_file=args.state,
+        )
+    )
+    sandbox.livekit.options.routed_delay = args.routed_delay
+    latency, jitter = parse_latency(args.latency_ms) if args.latency_ms else (0.0, 0.0)
+    fault = Fault.from_dict(
+        {
+            "latency_ms": latency,
+            "jitter_ms": jitter,
+            "error_rate": args.error_rate,
+            "throttle_rate": args.throttle_rate,
+            "reset_rate": args.reset_rate,
+            "hang_rate": args.hang_rate,
+        }
+    )
+    if fault != Fault():
+        sandbox.faults.per_method["*"] = fault
+    if args.rate_limit:
+        sandbox.faults.rate_limit_per_min = parse_rate_limit(args.rate_limit)
+    return sandbox
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    try:
+        sandbox = build_sandbox(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    level = "info" if args.verbose else "warning"
+    config = uvicorn.Config(sandbox, host=args.host, port=args.port, log_level=level, lifespan="on",
+                            access_log=args.verbose > 1)  # fmt: skip
+    server = uvicorn.Server(config)
+    if not args.quiet:
+        print(
+            f"roomctl sandbox: LiveKit and plugNmeet on http://{args.host}:{args.port} "
+            f"(LiveKit key {args.api_key}, plugNmeet key {args.pnm_api_key}); not a real server",
+            file=sys.stderr,
+            flush=True,
+        )
+    server.run()
+    return 0

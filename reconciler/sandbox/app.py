@@ -1,0 +1,414 @@
+"""The sandbox as one ASGI app: LiveKit Twirp under /twirp/, plugNmeet under /auth/room/, and a
+test API under /sandbox/ that is *not* part of LiveKit (see README "Sandbox test API").
+
+The same app is mounted in-process through httpx (the embedded default) or served on a socket by
+`roomctl sandbox serve`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from . import protojson, twirp
+from .common import Clock, TwirpError
+from .faults import FaultPlan
+from .jwtauth import MiddlewareAuthError, extract_token, verify
+from .livekit import JoinRefused, LiveKitOptions, LiveKitState
+from .plugnmeet import PlugNmeetState, PnmOptions, sign
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+MAX_BODY_BYTES = 10 * 1024 * 1024
+DEFAULT_API_KEY = "devkey"
+DEFAULT_API_SECRET = "secret"  # noqa: S105 - the public `livekit-server --dev` credentials
+DEFAULT_PNM_KEY = "plugnmeet"
+DEFAULT_PNM_SECRET = "secret"  # noqa: S105
+
+
+class ConnectionDropped(Exception):
+    """Raised to make the server drop the connection without an answer (fault injection)."""
+
+
+@dataclass
+class SandboxConfig:
+    api_keys: dict[str, str] = field(default_factory=lambda: {DEFAULT_API_KEY: DEFAULT_API_SECRET})
+    pnm_api_key: str = DEFAULT_PNM_KEY
+    pnm_api_secret: str = DEFAULT_PNM_SECRET
+    state_file: Path | None = None
+
+
+class Sandbox:
+    """State plus the ASGI entry point."""
+
+    def __init__(self, config: SandboxConfig | None = None) -> None:
+        self.config = config or SandboxConfig()
+        self.clock = Clock()
+        self.livekit = LiveKitState(self.clock, LiveKitOptions())
+        self.plugnmeet = PlugNmeetState(self.clock, PnmOptions())
+        self.faults = FaultPlan()
+        self.requests: Counter[str] = Counter()
+        self.dirty = False
+        if self.config.state_file is not None and self.config.state_file.exists():
+            self.load(self.config.state_file)
+
+    # ---- persistence --------------------------------------------------------------------------
+    def dump(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "clock_offset": self.clock.offset,
+            "livekit": self.livekit.dump(),
+            "plugnmeet": self.plugnmeet.dump(),
+        }
+
+    def load(self, path: Path) -> None:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        self.clock.offset = float(data.get("clock_offset", 0.0))
+        self.livekit.load(data.get("livekit", {}))
+        self.plugnmeet.load(data.get("plugnmeet", {}))
+
+    def save(self, path: Path | None = None) -> None:
+        """Write the state atomically: a crash mid-write never leaves a torn file."""
+        target = path or self.config.state_file
+        if target is None:
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".sandbox-", suffix=".json", dir=target.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(self.dump(), handle, separators=(",", ":"))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        self.dirty = False
+
+    # ---- ASGI ---------------------------------------------------------------------------------
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        path = scope["path"]
+        while "//" in path:
+            path = path.replace("//", "/")  # RemoveDoubleSlashes (livekit-api.md §1.1)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if path.startswith("/twirp/"):
+            await self._twirp(scope, path, headers, receive, send)
+        elif path.startswith("/auth/"):
+            await self._plugnmeet(scope, path, headers, receive, send)
+        elif path.startswith("/sandbox"):
+            await self._test_api(scope, path, receive, send)
+        elif path == "/" and scope["method"] in ("GET", "HEAD"):
+            await _respond(send, 200, b"OK", "text/plain; charset=utf-8")
+        else:
+            await _respond(send, 404, b"404 page not found\n", "text/plain; charset=utf-8")
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        saver: asyncio.Task[None] | None = None
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                if self.config.state_file is not None:
+                    saver = asyncio.create_task(self._autosave())
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if saver is not None:
+                    saver.cancel()
+                if self.dirty:
+                    self.save()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _autosave(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            if self.dirty:
+                self.save()
+
+    async def _apply_faults(self, method: str, send: Send) -> bool:
+        """Returns False when the fault already answered (or dropped) the request."""
+        decision = self.faults.decide(method)
+        if decision.delay:
+            await asyncio.sleep(decision.delay)
+        if decision.outcome == "pass":
+            return True
+        if decision.outcome in ("throttle", "rate_limited"):
+            err = TwirpError("resource_exhausted", "rate limit exceeded")
+            await _respond_json(send, 429, err.body(), {"retry-after": str(decision.retry_after)})
+        elif decision.outcome == "error":
+            await _respond_json(send, 503, TwirpError("unavailable", "injected fault").body())
+        else:
+            if decision.outcome == "hang":
+                await asyncio.sleep(decision.hang_seconds)
+            # Start an answer that never completes: the server then drops the connection, and
+            # the client sees a transport error, as with a reset.
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"64")]})
+            raise ConnectionDropped(method)
+        return False
+
+    async def _twirp(self, scope: Scope, path: str, headers: dict[str, str], receive: Receive, send: Send) -> None:
+        verb = scope["method"]
+        method_key = path[len("/twirp/livekit.") :] if path.startswith("/twirp/livekit.") else path
+        self.requests[method_key] += 1
+        if not await self._apply_faults(method_key, send):
+            return
+        body = await _read_body(receive, MAX_BODY_BYTES)
+        if body is None:
+            await _respond(send, 413, b"request body too large", "text/plain; charset=utf-8")
+            return
+        try:
+            # The auth middleware runs before Twirp routing (livekit-api.md §1.6).
+            query = parse_qs(scope.get("query_string", b"").decode())
+            token = extract_token(headers.get("authorization"), (query.get("access_token") or [None])[0])
+            claims = verify(token, self.config.api_keys, self.clock.now()) if token is not None else None
+        except MiddlewareAuthError as exc:
+            await _respond(send, 401, exc.text.encode(), "text/plain; charset=utf-8")
+            return
+        try:
+            call = twirp.route(verb, path, headers.get("content-type"))
+            request = twirp.decode_request(call, body)
+            timeout_header = headers.get("x-twirp-timeout-ms")
+            timeout_ms = int(timeout_header) if timeout_header and timeout_header.isdigit() else None
+            response = await twirp.invoke(self.livekit, call, claims, request, timeout_ms)
+        except TwirpError as err:
+            await _respond_json(send, err.status, err.body(), err.headers)
+            return
+        if call.name not in ("ListRooms", "ListParticipants", "GetParticipant", "ListDispatch"):
+            self.dirty = True
+        payload, content_type = twirp.encode_response(call, response)
+        await _respond(send, 200, payload, content_type)
+
+    async def _plugnmeet(
+        self, scope: Scope, path: str, headers: dict[str, str], receive: Receive, send: Send
+    ) -> None:
+        name = path.rsplit("/", 1)[-1]
+        method_key = f"plugnmeet.{name}"
+        self.requests[method_key] += 1
+        if scope["method"] != "POST" or not path.startswith("/auth/room/"):
+            await _respond(send, 404, b"not found", "text/plain; charset=utf-8")
+            return
+        if not await self._apply_faults(method_key, send):
+            return
+        body = await _read_body(receive, 50 * 1024 * 1024)
+        if body is None:
+            await _respond(send, 413, b"Request Entity Too Large", "text/plain; charset=utf-8")
+            return
+        state = self.plugnmeet
+        auth_error = self._pnm_auth(headers, body)
+        if auth_error is not None:
+            await _respond_json(send, 401, state.reply(False, auth_error[0], auth_error[1]))
+            return
+        try:
+            data = json.loads(body) if body else {}
+            if not isinstance(data, dict):
+                raise ValueError("not an object")
+        except ValueError as exc:
+            await _respond_json(send, 200, state.reply(False, f"proto: syntax error: {exc}", "INVALID_PARAMETERS"))
+            return
+        handlers: dict[str, Callable[[], Awaitable[dict[str, Any]] | dict[str, Any]]] = {
+            "create": lambda: state.create(data),
+            "isRoomActive": lambda: state.is_room_active(data),
+            "getActiveRoomInfo": lambda: state.get_active_room_info(data),
+            "getActiveRoomsInfo": state.get_active_rooms_info,
+            "endRoom": lambda: state.end_room(data),
+            "getJoinToken": lambda: state.get_join_token(data, self.config.pnm_api_key, self.config.pnm_api_secret),
+            "fetchPastRooms": lambda: state.fetch_past_rooms(data),
+        }
+        handler = handlers.get(name)
+        if handler is None:
+            await _respond(send, 404, b"not found", "text/plain; charset=utf-8")
+            return
+        result = handler()
+        reply = await result if asyncio.iscoroutine(result) else result
+        assert isinstance(reply, dict)
+        if name in ("create", "endRoom", "getJoinToken"):
+            self.dirty = True
+        await _respond_json(send, 200, reply)
+
+    def _pnm_auth(self, headers: dict[str, str], body: bytes) -> tuple[str, str] | None:
+        key = headers.get("api-key")
+        if not key:
+            return ("Missing API-KEY header.", "MISSING_REQUIRED_PARAMETER")
+        if key != self.config.pnm_api_key:
+            return ("Invalid API key provided.", "INVALID_API_KEY")
+        signature = headers.get("hash-signature")
+        if not signature:
+            return ("Missing HASH-SIGNATURE header.", "MISSING_REQUIRED_PARAMETER")
+        signed = body
+        if "multipart/form-data" in headers.get("content-type", ""):
+            room_id = headers.get("room-id")
+            if not room_id:
+                return ("Missing Room-Id header for multipart request.", "MISSING_REQUIRED_PARAMETER")
+            signed = room_id.encode()
+        # Lowercase hex over the exact bytes, compared in constant time: uppercase hex fails.
+        if not hmac.compare_digest(signature.encode(), sign(self.config.pnm_api_secret, signed).encode()):
+            return ("Failed to verify provided authentication details.", "INVALID_TOKEN_OR_SIGNATURE")
+        return None
+
+    # ---- /sandbox test API --------------------------------------------------------------------
+    async def _test_api(self, scope: Scope, path: str, receive: Receive, send: Send) -> None:
+        verb = scope["method"]
+        body = await _read_body(receive, MAX_BODY_BYTES) or b""
+        try:
+            data = json.loads(body) if body else {}
+        except ValueError:
+            await _respond_json(send, 400, {"error": "body is not JSON"})
+            return
+        try:
+            status, result = self._test_call(verb, path.rstrip("/"), data)
+        except (ValueError, KeyError, TypeError) as exc:
+            status, result = 400, {"error": str(exc)}
+        await _respond_json(send, status, result)
+
+    def _test_call(self, verb: str, path: str, data: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        lk = self.livekit
+        lk.expire()
+        if path == "/sandbox" and verb == "GET":
+            return 200, {"note": "roomctl sandbox test API; not part of LiveKit", "endpoints": TEST_ENDPOINTS}
+        if path == "/sandbox/join" and verb == "POST":
+            token = str(data.get("token", ""))
+            try:
+                claims = verify(token, self.config.api_keys, self.clock.now())
+            except MiddlewareAuthError as exc:
+                return 401, {"error": exc.text}
+            try:
+                participant = lk.join(claims.raw, claims.identity)
+            except JoinRefused as exc:
+                return 403, {"error": str(exc)}
+            self.dirty = True
+            return 200, {"participant": protojson.encode(participant)}
+        if path == "/sandbox/leave" and verb == "POST":
+            try:
+                lk.leave(str(data["room"]), str(data["identity"]))
+            except KeyError:
+                return 404, {"error": "participant not in room"}
+            self.dirty = True
+            return 200, {}
+        if path == "/sandbox/publish" and verb == "POST":
+            try:
+                track = lk.publish(
+                    str(data["room"]), str(data["identity"]), str(data.get("type", "AUDIO")),
+                    str(data.get("source", "MICROPHONE")), str(data.get("name", "")),
+                )  # fmt: skip
+            except TwirpError as err:
+                return 404, {"error": err.msg}
+            except JoinRefused as exc:
+                return 403, {"error": str(exc)}
+            self.dirty = True
+            return 200, {"track": protojson.encode(track)}
+        if path == "/sandbox/clock" and verb == "POST":
+            self.clock.advance(float(data.get("advance", 0)))
+            lk.expire()
+            self.dirty = True
+            return 200, {"now": self.clock.now()}
+        if path == "/sandbox/requests":
+            if verb == "DELETE":
+                self.requests.clear()
+            return 200, {"counts": dict(self.requests), "total": sum(self.requests.values())}
+        if path == "/sandbox/faults":
+            if verb == "PUT":
+                self.faults.configure(data)
+            elif verb == "DELETE":
+                self.faults.configure({})
+            return 200, self.faults.describe()
+        if path == "/sandbox/options":
+            if verb == "PUT":
+                self.set_options(data)
+            return 200, self.options()
+        if path == "/sandbox/plugnmeet/participants" and verb == "POST":
+            room = self.plugnmeet.active(str(data["room_id"]))
+            if room is None:
+                return 404, {"error": "room not active"}
+            room.joined_participants = int(data["count"])
+            return 200, {}
+        if path == "/sandbox/reset" and verb == "POST":
+            self.livekit.rooms.clear()
+            self.plugnmeet.rooms.clear()
+            self.plugnmeet.past.clear()
+            self.requests.clear()
+            self.faults.configure({})
+            self.dirty = True
+            return 200, {}
+        return 404, {"error": f"no test endpoint {verb} {path}"}
+
+    def options(self) -> dict[str, Any]:
+        return {
+            "routed_delay": self.livekit.options.routed_delay,
+            "enable_remote_unmute": self.livekit.options.enable_remote_unmute,
+            "auto_create": self.livekit.options.auto_create,
+            "pnm_ignore_false_defaults": self.plugnmeet.options.ignore_false_defaults,
+            "pnm_end_lock_seconds": self.plugnmeet.options.end_lock_seconds,
+        }
+
+    def set_options(self, data: dict[str, Any]) -> None:
+        known = set(self.options())
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown options: {sorted(unknown)}")
+        lk, pnm = self.livekit.options, self.plugnmeet.options
+        lk.routed_delay = float(data.get("routed_delay", lk.routed_delay))
+        lk.enable_remote_unmute = bool(data.get("enable_remote_unmute", lk.enable_remote_unmute))
+        lk.auto_create = bool(data.get("auto_create", lk.auto_create))
+        pnm.ignore_false_defaults = bool(data.get("pnm_ignore_false_defaults", pnm.ignore_false_defaults))
+        pnm.end_lock_seconds = float(data.get("pnm_end_lock_seconds", pnm.end_lock_seconds))
+
+
+TEST_ENDPOINTS = {
+    "POST /sandbox/join": "{token} join a simulated participant with a real join token",
+    "POST /sandbox/leave": "{room, identity}",
+    "POST /sandbox/publish": "{room, identity, type: AUDIO|VIDEO, source: MICROPHONE|CAMERA|..., name}",
+    "POST /sandbox/clock": "{advance: seconds} move the fake clock (room expiry)",
+    "GET|DELETE /sandbox/requests": "request counts per method / reset them",
+    "GET|PUT|DELETE /sandbox/faults": "{methods: {'*'|'RoomService.ListRooms': {latency_ms, jitter_ms, error_rate, "
+    "throttle_rate, retry_after, reset_rate, hang_rate, hang_seconds}}, rate_limit_per_min, seed}",
+    "GET|PUT /sandbox/options": "{routed_delay, enable_remote_unmute, auto_create, pnm_ignore_false_defaults, "
+    "pnm_end_lock_seconds}",
+    "POST /sandbox/plugnmeet/participants": "{room_id, count} set a plugNmeet room's joined participants",
+    "POST /sandbox/reset": "forget every room",
+}
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            break
+    return b"".join(chunks)
+
+
+async def _respond(send: Send, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+    raw_headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
+    raw_headers.extend((k.encode(), v.encode()) for k, v in (headers or {}).items())
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _respond_json(send: Send, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+    await _respond(send, status, json.dumps(body, separators=(",", ":")).encode(), "application/json", headers)
