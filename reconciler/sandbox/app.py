@@ -307,6 +307,7 @@ class Sandbox:
                 track = lk.publish(
                     str(data["room"]), str(data["identity"]), str(data.get("type", "AUDIO")),
                     str(data.get("source", "MICROPHONE")), str(data.get("name", "")),
+                    str(data.get("mime_type", "")), str(data.get("mid", "")), str(data.get("cid", "")),
                 )  # fmt: skip
             except TwirpError as err:
                 return 404, {"error": err.msg}
@@ -374,7 +375,8 @@ class Sandbox:
 TEST_ENDPOINTS = {
     "POST /sandbox/join": "{token} join a simulated participant with a real join token",
     "POST /sandbox/leave": "{room, identity}",
-    "POST /sandbox/publish": "{room, identity, type: AUDIO|VIDEO, source: MICROPHONE|CAMERA|..., name}",
+    "POST /sandbox/publish": "{room, identity, type: AUDIO|VIDEO, source: MICROPHONE|CAMERA|..., name, "
+    "mime_type, mid, cid (the client SDK's own values, optional)}",
     "POST /sandbox/clock": "{advance: seconds} move the fake clock (room expiry)",
     "GET|DELETE /sandbox/requests": "request counts per method / reset them",
     "GET|PUT|DELETE /sandbox/faults": "{methods: {'*'|'RoomService.ListRooms': {latency_ms, jitter_ms, error_rate, "

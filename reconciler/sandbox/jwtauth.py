@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
+
+# `livekit-server --dev` uses the 6-byte secret "secret"; the sandbox must accept it quietly.
+warnings.filterwarnings("ignore", category=jwt.warnings.InsecureKeyLengthWarning)
 
 LEEWAY_SECONDS = 60
 

@@ -7,6 +7,7 @@ synchronous and free of HTTP; `twirp.py` maps requests onto these methods.
 from __future__ import annotations
 
 import secrets
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -268,6 +269,7 @@ class LiveKitState:
             if track.sid == req.track_sid:
                 if track.muted != req.muted:
                     track.muted = req.muted
+                    p.version += 1  # the recordings show one step per applied mute
                 return track
         return None
 
@@ -325,7 +327,12 @@ class LiveKitState:
             live.last_left = self.clock.now()
         live.refresh_counts()
 
-    def publish(self, room: str, identity: str, track_type: str, source: str, name: str) -> models_pb.TrackInfo:
+    def publish(
+        self, room: str, identity: str, track_type: str, source: str, name: str,
+        mime_type: str = "", mid: str = "", cid: str = "",
+    ) -> models_pb.TrackInfo:
+        """A published track. mime_type, mid and cid are what the client's SDK negotiates; a
+        simulated client may state them (the recordings' SDK chose audio/red, mid "7")."""
         p = self.get_participant(room, identity)
         ttype = models_pb.TrackType.Value(track_type)
         tsource = models_pb.TrackSource.Value(source)
@@ -334,18 +341,19 @@ class LiveKitState:
             raise JoinRefused("participant is not allowed to publish this source")
         infix = _TRACK_TYPE_LETTER.get(ttype, "") + _TRACK_SOURCE_LETTER.get(tsource, "")
         now = self.clock.now()
-        mime = "audio/opus" if ttype == models_pb.TrackType.AUDIO else "video/VP8"
+        mime = mime_type or ("audio/opus" if ttype == models_pb.TrackType.AUDIO else "video/VP8")
         track = models_pb.TrackInfo(
             sid=new_id("TR_" + infix),
             type=ttype,
             name=name,
             source=tsource,
             mime_type=mime,
+            mid=mid,
             stream="camera" if tsource in (models_pb.TrackSource.CAMERA, models_pb.TrackSource.MICROPHONE) else "",
             backup_codec_policy=models_pb.BackupCodecPolicy.SIMULCAST,
             version=models_pb.TimedVersion(unix_micro=int(now * 1_000_000)),
         )
-        track.codecs.add(mime_type=mime)
+        track.codecs.add(mime_type=mime, mid=mid, cid=cid or str(uuid.uuid4()))
         p.tracks.append(track)
         p.is_publisher = True
         p.version += 2  # join 2 -> 4 after one publish in the recordings
