@@ -1,0 +1,148 @@
+"""The LiveKit backend: observe rooms cheaply and perform plan actions (livekit-api.md §3)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from typing import Any, TypeVar
+
+import httpx
+
+from ..auth import TokenSource
+from ..model import DesiredRoom
+from ..observed import ObservedDispatch, ObservedParticipant, ObservedRoom, ObservedState
+from ..plan import needs_dispatches, needs_participants
+from .errors import NotFound
+from .twirp import RetryPolicy, TwirpClient
+
+T = TypeVar("T")
+LIST_CHUNK = 2000  # names per ListRooms; keeps a request far below the 10 MiB body limit
+
+
+class LiveKitBackend:
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        api_secret: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = 10.0,
+        retry: RetryPolicy | None = None,
+        concurrency: int = 16,
+    ) -> None:
+        self.url = url
+        self.concurrency = concurrency
+        self.tokens = TokenSource(api_key, api_secret)
+        self.twirp = TwirpClient(url, self.tokens, transport=transport, timeout=timeout, retry=retry,
+                                 max_connections=max(concurrency, 4))  # fmt: skip
+
+    def __repr__(self) -> str:
+        return f"LiveKitBackend(url={self.url!r})"
+
+    async def aclose(self) -> None:
+        await self.twirp.aclose()
+
+    async def _bounded(self, jobs: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def run(job: Callable[[], Awaitable[T]]) -> T:
+            async with gate:
+                return await job()
+
+        return list(await asyncio.gather(*(run(j) for j in jobs)))
+
+    # ---- reads --------------------------------------------------------------------------------
+    async def list_rooms(self, names: Sequence[str] | None = None) -> list[ObservedRoom]:
+        """All rooms (names None), or the named ones that exist. Unordered on the wire; sorted here."""
+        if names is None:
+            result = await self.twirp.call("RoomService", "ListRooms", {})
+            rooms = [ObservedRoom.from_json(r) for r in result.get("rooms", [])]
+        else:
+            unique = sorted(set(names))
+            rooms = []
+            for start in range(0, len(unique), LIST_CHUNK):
+                chunk = unique[start : start + LIST_CHUNK]
+                if not chunk:
+                    continue
+                result = await self.twirp.call("RoomService", "ListRooms", {"names": chunk})
+                rooms.extend(ObservedRoom.from_json(r) for r in result.get("rooms", []))
+        return sorted(rooms, key=lambda r: r.name)
+
+    async def list_participants(self, room: str) -> list[ObservedParticipant]:
+        result = await self.twirp.call("RoomService", "ListParticipants", {"room": room}, room)
+        return [ObservedParticipant.from_json(p) for p in result.get("participants", [])]
+
+    async def list_participants_raw(self, room: str) -> list[dict[str, Any]]:
+        result = await self.twirp.call("RoomService", "ListParticipants", {"room": room}, room)
+        participants: list[dict[str, Any]] = result.get("participants", [])
+        return participants
+
+    async def list_dispatches(self, room: str) -> list[ObservedDispatch]:
+        result = await self.twirp.call("AgentDispatchService", "ListDispatch", {"room": room}, room)
+        return [ObservedDispatch.from_json(d) for d in result.get("agent_dispatches", [])]
+
+    async def observe(self, desired: Sequence[DesiredRoom], list_all: bool = False) -> ObservedState:
+        """One ListRooms for the declared names (or all, for prune); participants and dispatches
+        only for live rooms whose rules or agents need them. Never a routed call on a room that
+        ListRooms did not return: the real server hangs ~15 s on those (livekit-api.md §3.3)."""
+        listed = await self.list_rooms(None if list_all else [d.name for d in desired])
+        rooms = {r.name: r for r in listed}
+        jobs: list[Callable[[], Awaitable[tuple[str, str, Any]]]] = []
+        for d in desired:
+            if d.name not in rooms:
+                continue
+            if needs_participants(d.spec):
+                jobs.append(lambda n=d.name: self._tag(n, "participants", self.list_participants(n)))
+            if needs_dispatches(d.spec):
+                jobs.append(lambda n=d.name: self._tag(n, "dispatches", self.list_dispatches(n)))
+        for name, what, value in await self._bounded(jobs):
+            rooms[name] = replace(rooms[name], **{what: tuple(value)})
+        return ObservedState(rooms, complete=list_all)
+
+    @staticmethod
+    async def _tag(name: str, what: str, coro: Awaitable[Any]) -> tuple[str, str, Any]:
+        return name, what, await coro
+
+    # ---- writes -------------------------------------------------------------------------------
+    async def create_room(self, body: dict[str, Any]) -> ObservedRoom:
+        return ObservedRoom.from_json(await self.twirp.call("RoomService", "CreateRoom", body))
+
+    async def delete_room(self, room: str) -> None:
+        await self.twirp.call("RoomService", "DeleteRoom", {"room": room})
+
+    async def update_room_metadata(self, room: str, metadata: str) -> None:
+        await self.twirp.call("RoomService", "UpdateRoomMetadata", {"room": room, "metadata": metadata}, room)
+
+    async def update_participant(self, body: dict[str, Any]) -> None:
+        await self.twirp.call("RoomService", "UpdateParticipant", body, str(body["room"]))
+
+    async def remove_participant(self, room: str, identity: str) -> None:
+        await self.twirp.call("RoomService", "RemoveParticipant", {"room": room, "identity": identity}, room)
+
+    async def create_dispatch(self, body: dict[str, Any]) -> str:
+        result = await self.twirp.call("AgentDispatchService", "CreateDispatch", body, str(body["room"]))
+        return str(result.get("id", ""))
+
+    async def delete_dispatch(self, room: str, dispatch_id: str) -> None:
+        await self.twirp.call("AgentDispatchService", "DeleteDispatch", {"room": room, "dispatch_id": dispatch_id},
+                              room)  # fmt: skip
+
+    async def wait_gone(self, room: str, timeout: float = 15.0, interval: float = 0.2) -> bool:
+        """Poll until ListRooms no longer shows the room (a re-create must not hit the old one)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            if not await self.list_rooms([room]):
+                return True
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(interval)
+
+    async def delete_room_if_present(self, room: str) -> bool:
+        try:
+            await self.delete_room(room)
+            return True
+        except NotFound:
+            return False

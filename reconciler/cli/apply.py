@@ -1,0 +1,65 @@
+"""`roomctl apply`: plan, then make it so. Exit 0 converged, 1 on any error or failed action."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+from ..backends.errors import BackendError
+from ..execute import ActionResult, execute
+from ..manifests import ManifestError, load_manifests
+from ..plan import PlanRefused
+from ..render import Progress, render_text, result_line, results_json
+from .common import UsageError, add_server_options, open_backend, report_manifest_error
+from .planning import add_plan_options, make_plan, plan_options
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    parser = sub.add_parser("apply", help="make the server match the manifests", parents=[common])
+    add_plan_options(parser)
+    parser.add_argument("--concurrency", type=int, default=16, help="actions in flight at once (default 16)")
+    add_server_options(parser)
+    parser.set_defaults(run=run)
+
+
+async def _apply(args: argparse.Namespace) -> int:
+    if args.concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    rooms = load_manifests(args.paths)
+    options = plan_options(args)
+    text = args.output == "text" and not args.quiet
+    async with open_backend(args, concurrency=args.concurrency) as backend:
+        plan = await make_plan(backend, rooms, options)
+        if text:
+            render_text(plan, sys.stdout, verbose=args.verbose)
+        progress = Progress(len(plan.actions))
+
+        def report(result: ActionResult) -> None:
+            progress.tick()
+            if not result.ok:
+                progress.finish()
+                print(f"error: {result_line(result)}", file=sys.stderr)
+
+        results = await execute(plan, backend, concurrency=args.concurrency, on_result=report)
+        progress.finish()
+    if args.output == "json":
+        print(json.dumps(results_json(plan, results), indent=2))
+    elif text:
+        if args.verbose:
+            for result in results.results:
+                print(result_line(result))
+        done = len(results.results) - len(results.failed)
+        print(f"\nApply complete: {done} action(s) succeeded, {len(results.failed)} failed.")
+    return 0 if results.ok else 1
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(_apply(args))
+    except ManifestError as exc:
+        return report_manifest_error(exc)
+    except (UsageError, PlanRefused, BackendError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

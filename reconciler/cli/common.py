@@ -1,0 +1,112 @@
+"""What the commands share: server options, the embedded sandbox, loading manifests, logging."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..backends.livekit import LiveKitBackend
+from ..manifests import ManifestError, load_manifests
+from ..model import DesiredRoom
+from ..sandbox import DEFAULT_API_KEY, DEFAULT_API_SECRET, EMBEDDED_URL, EmbeddedTransport, Sandbox, SandboxConfig
+
+EMBEDDED_STATE = Path(".roomctl") / "sandbox.json"
+
+
+class UsageError(Exception):
+    """Bad flags or environment: reported as one line, exit 1, no request made."""
+
+
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("server")
+    group.add_argument("--url", help="LiveKit URL (env LIVEKIT_URL); none: the embedded sandbox")
+    group.add_argument("--api-key", help="API key (env LIVEKIT_API_KEY)")
+    group.add_argument("--api-secret-file", type=Path,
+                       help="file holding the API secret (else env LIVEKIT_API_SECRET; never a plain flag)")  # fmt: skip
+    group.add_argument("--timeout", type=float, default=10.0, help="seconds per request (default 10)")
+
+
+def setup_logging(args: argparse.Namespace) -> None:
+    level = logging.WARNING
+    if getattr(args, "quiet", False):
+        level = logging.ERROR
+    elif args.verbose == 1:
+        level = logging.INFO
+    elif args.verbose >= 2:
+        level = logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # httpx logs every request at INFO with the URL only; that is the "request log" of -v.
+    logging.getLogger("httpx").setLevel(logging.INFO if args.verbose >= 1 else logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+def load(paths: list[str]) -> list[DesiredRoom]:
+    """Load manifests; ManifestError propagates to `report_manifest_error`."""
+    return load_manifests(paths)
+
+
+def report_manifest_error(exc: ManifestError) -> int:
+    for issue in exc.issues:
+        print(f"error: {issue}", file=sys.stderr)
+    print(f"{len(exc.issues)} error(s); nothing was sent to the server.", file=sys.stderr)
+    return 1
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    url: str | None
+    api_key: str
+    api_secret: str
+
+    def __repr__(self) -> str:
+        return f"ServerSettings(url={self.url!r}, api_key={self.api_key!r})"
+
+
+def server_settings(args: argparse.Namespace) -> ServerSettings:
+    url = args.url or os.environ.get("LIVEKIT_URL") or None
+    if url is None:
+        return ServerSettings(None, DEFAULT_API_KEY, DEFAULT_API_SECRET)
+    key = args.api_key or os.environ.get("LIVEKIT_API_KEY")
+    if not key:
+        raise UsageError("no API key: set LIVEKIT_API_KEY or pass --api-key")
+    if args.api_secret_file is not None:
+        try:
+            secret = args.api_secret_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise UsageError(f"cannot read --api-secret-file {args.api_secret_file}: {exc.strerror}") from None
+    else:
+        secret = os.environ.get("LIVEKIT_API_SECRET", "")
+    if not secret:
+        raise UsageError("no API secret: set LIVEKIT_API_SECRET or pass --api-secret-file")
+    return ServerSettings(url, key, secret)
+
+
+@asynccontextmanager
+async def open_backend(args: argparse.Namespace, concurrency: int = 16) -> AsyncIterator[LiveKitBackend]:
+    settings = server_settings(args)
+    if settings.url is None:
+        sandbox = Sandbox(SandboxConfig(state_file=EMBEDDED_STATE))
+        if not args.quiet:
+            print(f"roomctl: no LIVEKIT_URL set; using the embedded sandbox ({EMBEDDED_STATE})", file=sys.stderr)
+        backend = LiveKitBackend(EMBEDDED_URL, settings.api_key, settings.api_secret,
+                                 transport=EmbeddedTransport(sandbox), timeout=args.timeout,
+                                 concurrency=concurrency)  # fmt: skip
+        try:
+            yield backend
+        finally:
+            await backend.aclose()
+            if sandbox.dirty:
+                sandbox.save()
+        return
+    backend = LiveKitBackend(settings.url, settings.api_key, settings.api_secret, timeout=args.timeout,
+                             concurrency=concurrency)  # fmt: skip
+    try:
+        yield backend
+    finally:
+        await backend.aclose()

@@ -1,0 +1,51 @@
+"""`roomctl diff`: the dry run. Exit 0 in sync, 2 changes pending, 1 error (Terraform's
+-detailed-exitcode: a crash is never read as "changes")."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+from ..backends.errors import BackendError
+from ..manifests import ManifestError, load_manifests
+from ..plan import PlanRefused
+from ..render import plan_json, render_text
+from .common import UsageError, add_server_options, open_backend, report_manifest_error
+from .planning import add_plan_options, make_plan, plan_options
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    parser = sub.add_parser("diff", help="show what apply would change (dry run)", parents=[common])
+    add_plan_options(parser)
+    parser.add_argument("--fail-on-drift", action="store_true", help="exit 2 on drift that will not be acted on")
+    add_server_options(parser)
+    parser.set_defaults(run=run)
+
+
+async def _diff(args: argparse.Namespace) -> int:
+    rooms = load_manifests(args.paths)
+    options = plan_options(args)
+    async with open_backend(args) as backend:
+        plan = await make_plan(backend, rooms, options)
+    if args.output == "json":
+        print(json.dumps(plan_json(plan), indent=2, sort_keys=False))
+    elif not args.quiet:
+        render_text(plan, sys.stdout, verbose=args.verbose)
+    if plan.has_changes or (args.fail_on_drift and plan.drifts):
+        return 2
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(_diff(args))
+    except ManifestError as exc:
+        return report_manifest_error(exc)
+    except (UsageError, PlanRefused) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except BackendError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,98 @@
+"""`roomctl token ROOM IDENTITY -f PATH`: a join token carrying the first matching rule's
+permission and the room's RoomConfiguration, so a join that creates the room creates it as declared."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from fnmatch import fnmatchcase
+from typing import Any
+
+from ..auth import TokenSource
+from ..manifests import ManifestError, load_manifests
+from ..model import ParticipantRule
+from ..plan import room_configuration
+from .common import UsageError, add_server_options, report_manifest_error, server_settings
+
+# ParticipantPermission field -> VideoGrant claim (livekit-api.md §2.1).
+GRANT_NAMES = {
+    "can_subscribe": "canSubscribe",
+    "can_publish": "canPublish",
+    "can_publish_data": "canPublishData",
+    "hidden": "hidden",
+    "recorder": "recorder",
+    "can_update_metadata": "canUpdateOwnMetadata",
+    "agent": "agent",
+    "can_subscribe_metrics": "canSubscribeMetrics",
+    "can_manage_agent_session": "canManageAgentSession",
+}
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    parser = sub.add_parser("token", help="mint a join token from a room's rules and config", parents=[common])
+    parser.add_argument("room")
+    parser.add_argument("identity")
+    parser.add_argument("-f", "--file", dest="paths", action="append", required=True, metavar="PATH")
+    parser.add_argument("--ttl", default="1h", help="lifetime: 90s, 30m, 6h (default 1h)")
+    parser.add_argument("--kind", default="STANDARD", help="participant kind the rules match (default STANDARD)")
+    add_server_options(parser)
+    parser.set_defaults(run=run)
+
+
+def parse_ttl(text: str) -> int:
+    match = re.fullmatch(r"(\d+)([smhd]?)", text.strip())
+    if not match or int(match.group(1)) <= 0:
+        raise UsageError(f"--ttl {text!r}: use a number with s, m, h or d (e.g. 1h)")
+    return int(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
+def video_grant(room: str, rule: ParticipantRule | None) -> dict[str, Any]:
+    video: dict[str, Any] = {"roomJoin": True, "room": room}
+    if rule is not None and rule.permission is not None:
+        for key, value in rule.permission.declared().items():
+            if key == "can_publish_sources":
+                video["canPublishSources"] = [s.lower() for s in value]
+            else:
+                video[GRANT_NAMES[key]] = value
+    return video
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        ttl = parse_ttl(args.ttl)
+        rooms = load_manifests(args.paths)
+        settings = server_settings(args)
+    except ManifestError as exc:
+        return report_manifest_error(exc)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    desired = next((r for r in rooms if r.name == args.room), None)
+    if desired is None:
+        print(f"error: room {args.room!r} is not declared in {', '.join(args.paths)}", file=sys.stderr)
+        return 1
+    kind = args.kind.upper()
+    rule = next((r for r in desired.spec.participants
+                 if kind in r.kinds and fnmatchcase(args.identity, r.identity)), None)  # fmt: skip
+    if rule is not None and rule.remove:
+        print(f"error: identity {args.identity!r} matches a rule with remove: true", file=sys.stderr)
+        return 1
+    extra: dict[str, Any] = {"roomConfig": room_configuration(desired.name, desired.spec)}
+    if kind != "STANDARD":
+        extra["kind"] = kind.lower()
+    if rule is not None:
+        if rule.name:
+            extra["name"] = rule.name
+        if rule.metadata:
+            extra["metadata"] = rule.metadata
+        attributes = {k: v for k, v in (rule.attributes or {}).items() if v}
+        if attributes:
+            extra["attributes"] = attributes
+    if settings.url is None and not args.quiet:
+        print("roomctl: no LIVEKIT_URL set; token signed with the embedded sandbox's dev key", file=sys.stderr)
+    token = TokenSource(settings.api_key, settings.api_secret).join_token(
+        args.identity, video_grant(desired.name, rule), ttl, extra
+    )
+    print(token)
+    return 0

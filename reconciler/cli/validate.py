@@ -1,0 +1,24 @@
+"""`roomctl validate PATH...`: 0 valid, 1 invalid. Never contacts a server."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..manifests import ManifestError, load_manifests
+from .common import report_manifest_error
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    parser = sub.add_parser("validate", help="check manifests without contacting a server", parents=[common])
+    parser.add_argument("paths", nargs="+", metavar="PATH")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        rooms = load_manifests(args.paths)
+    except ManifestError as exc:
+        return report_manifest_error(exc)
+    if not args.quiet:
+        print(f"{len(rooms)} room(s) valid.")
+    return 0

@@ -1,0 +1,120 @@
+"""Run a plan against a backend: phase by phase, bounded concurrency, every result reported."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .backends.errors import BackendError, NotFound
+from .backends.livekit import LiveKitBackend
+from .plan import Action, ActionKind, Plan
+
+log = logging.getLogger("roomctl.execute")
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    action: Action
+    ok: bool
+    error: str = ""
+    sid: str = ""  # the new room sid after a create or re-create
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Results:
+    results: tuple[ActionResult, ...]
+
+    @property
+    def failed(self) -> list[ActionResult]:
+        return [r for r in self.results if not r.ok]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+async def _drop_implicit_dispatch(backend: LiveKitBackend, room: str) -> None:
+    for dispatch in await backend.list_dispatches(room):
+        if dispatch.agent_name == "":
+            await backend.delete_dispatch(room, dispatch.id)
+
+
+async def perform(backend: LiveKitBackend, action: Action) -> ActionResult:
+    body: dict[str, Any] = dict(action.request)
+    room = action.room
+    kind = action.kind
+    if kind == ActionKind.CREATE_ROOM:
+        created = await backend.create_room(body)
+        if action.drop_implicit_dispatch:
+            await _drop_implicit_dispatch(backend, room)
+        return ActionResult(action, True, sid=created.sid)
+    if kind == ActionKind.RECREATE_ROOM:
+        await backend.delete_room_if_present(room)
+        if not await backend.wait_gone(room):
+            return ActionResult(action, False, error="the old room was still listed 15 s after DeleteRoom")
+        created = await backend.create_room(body)
+        if action.drop_implicit_dispatch:
+            await _drop_implicit_dispatch(backend, room)
+        return ActionResult(action, True, sid=created.sid)
+    if kind == ActionKind.UPDATE_ROOM_METADATA:
+        await backend.update_room_metadata(room, str(body["metadata"]))
+    elif kind == ActionKind.CREATE_DISPATCH:
+        dispatch_id = await backend.create_dispatch(body)
+        return ActionResult(action, True, note=dispatch_id)
+    elif kind == ActionKind.DELETE_DISPATCH:
+        await backend.delete_dispatch(room, action.target)
+    elif kind == ActionKind.UPDATE_PARTICIPANT:
+        await backend.update_participant(body)
+    elif kind == ActionKind.REMOVE_PARTICIPANT:
+        try:
+            await backend.remove_participant(room, action.target)
+        except NotFound:
+            return ActionResult(action, True, note="already gone")
+    elif kind == ActionKind.DELETE_ROOM:
+        if not await backend.delete_room_if_present(room):
+            return ActionResult(action, True, note="already gone")
+    return ActionResult(action, True)
+
+
+async def execute(
+    plan: Plan,
+    backend: LiveKitBackend,
+    *,
+    concurrency: int = 16,
+    on_result: Callable[[ActionResult], None] | None = None,
+) -> Results:
+    """Phases run in order (DESIGN §3); actions within a phase run concurrently. A failure never
+    stops the other actions; it is reported in the results."""
+    gate = asyncio.Semaphore(max(1, concurrency))
+    results: list[ActionResult] = []
+    failed_rooms: set[str] = set()
+
+    async def run(action: Action) -> ActionResult:
+        if action.room in failed_rooms and action.phase > 0:
+            # The room's create failed: its later steps have nothing to act on.
+            return ActionResult(action, False, error="skipped: creating the room failed")
+        async with gate:
+            try:
+                result = await perform(backend, action)
+            except BackendError as exc:
+                result = ActionResult(action, False, error=str(exc))
+            except Exception as exc:  # a bug must not hide the other results
+                log.exception("unexpected error in %s %s", action.kind, action.room)
+                result = ActionResult(action, False, error=f"internal error: {type(exc).__name__}")
+        if on_result is not None:
+            on_result(result)
+        return result
+
+    phases = sorted({a.phase for a in plan.actions})
+    for phase in phases:
+        batch = [a for a in plan.actions if a.phase == phase]
+        done = await asyncio.gather(*(run(a) for a in batch))
+        for result in done:
+            if not result.ok and result.action.phase == 0:
+                failed_rooms.add(result.action.room)
+        results.extend(done)
+    return Results(tuple(results))

@@ -1,0 +1,269 @@
+"""Desired state: the pydantic models of a `kind: Room` manifest (DESIGN §2).
+
+Keys are camelCase; LiveKit's snake_case spelling is accepted too. Unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+API_VERSION = "roomctl.dev/v1alpha1"
+MAX_NAME_BYTES = 256
+MAX_METADATA_BYTES = 512 * 1024
+MAX_ATTRIBUTES_BYTES = 64 * 1024
+UINT32_MAX = 4_294_967_295
+
+# Strict: a string or a float is an error, not silently coerced.
+UInt32 = Annotated[int, Field(strict=True, ge=0, le=UINT32_MAX)]
+PositiveUInt32 = Annotated[int, Field(strict=True, ge=1, le=UINT32_MAX)]
+
+TrackSourceName = Literal["CAMERA", "MICROPHONE", "SCREEN_SHARE", "SCREEN_SHARE_AUDIO"]
+ParticipantKindName = Literal["STANDARD", "INGRESS", "EGRESS", "SIP", "AGENT", "CONNECTOR", "BRIDGE"]
+# Fields a policy may exclude from enforcement.
+IgnorableField = Literal[
+    "metadata", "emptyTimeout", "departureTimeout", "maxParticipants", "agents", "participants",
+]  # fmt: skip
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_spelling(cls, data: Any) -> Any:
+        """`emptyTimeout` and `empty_timeout` together would let one silently win."""
+        if isinstance(data, dict):
+            for name, info in cls.model_fields.items():
+                alias = info.alias or name
+                if alias != name and alias in data and name in data:
+                    raise ValueError(f"{alias!r} and {name!r} are the same field; give it once")
+        return data
+
+
+def canonical_json(value: Any) -> str:
+    """A mapping given as metadata is stored as canonical JSON: sorted keys, compact."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _metadata_text(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        return canonical_json(value)
+    return value
+
+
+def _check_bytes(value: str | None, limit: int, what: str) -> str | None:
+    if value is not None and len(value.encode()) > limit:
+        raise ValueError(f"{what} is {len(value.encode())} bytes; the server's limit is {limit}")
+    return value
+
+
+def _check_attributes(value: dict[str, str | None] | None) -> dict[str, str | None] | None:
+    if value:
+        size = sum(len(k.encode()) + len((v or "").encode()) for k, v in value.items())
+        if size > MAX_ATTRIBUTES_BYTES:
+            raise ValueError(f"attributes total {size} bytes; the server's limit is {MAX_ATTRIBUTES_BYTES}")
+    return value
+
+
+class Permission(Strict):
+    """A partial ParticipantPermission: only the fields given are enforced."""
+
+    can_subscribe: bool | None = None
+    can_publish: bool | None = None
+    can_publish_data: bool | None = None
+    can_publish_sources: list[TrackSourceName] | None = None
+    hidden: bool | None = None
+    recorder: bool | None = None
+    can_update_metadata: bool | None = None
+    agent: bool | None = None
+    can_subscribe_metrics: bool | None = None
+    can_manage_agent_session: bool | None = None
+
+    def declared(self) -> dict[str, Any]:
+        """The declared fields by proto name (snake_case)."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class ParticipantRule(Strict):
+    identity: str = "*"
+    kinds: list[ParticipantKindName] = Field(default_factory=lambda: ["STANDARD"])
+    permission: Permission | None = None
+    metadata: str | None = None
+    name: str | None = None
+    attributes: dict[str, str | None] | None = None
+    remove: bool = False
+
+    @field_validator("metadata", mode="before")
+    @classmethod
+    def _metadata(cls, value: Any) -> Any:
+        return _check_bytes(_metadata_text(value), MAX_METADATA_BYTES, "metadata")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        return _check_bytes(value, MAX_NAME_BYTES, "name")
+
+    @field_validator("attributes")
+    @classmethod
+    def _attributes(cls, value: dict[str, str | None] | None) -> dict[str, str | None] | None:
+        return _check_attributes(value)
+
+    @model_validator(mode="after")
+    def _remove_alone(self) -> ParticipantRule:
+        if self.remove and (self.permission or self.metadata is not None or self.name is not None or self.attributes):
+            raise ValueError("a rule with remove: true cannot also set permission, metadata, name or attributes")
+        return self
+
+
+class AgentDispatchSpec(Strict):
+    agent_name: str
+    metadata: str = ""
+    deployment: str = ""
+    attributes: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("metadata", mode="before")
+    @classmethod
+    def _metadata(cls, value: Any) -> Any:
+        return _check_bytes(_metadata_text(value), MAX_METADATA_BYTES, "metadata")
+
+    @field_validator("deployment")
+    @classmethod
+    def _deployment(cls, value: str) -> str:
+        if len(value.encode()) > 64 or "_" in value or any(c.isspace() or ord(c) < 32 for c in value):
+            raise ValueError("deployment must be at most 64 bytes with no '_', spaces or control characters")
+        return value
+
+    def key(self) -> tuple[str, str, str, tuple[tuple[str, str], ...]]:
+        """What makes two dispatches the same (DESIGN §3 "Agents")."""
+        return (self.agent_name, self.metadata, self.deployment, tuple(sorted(self.attributes.items())))
+
+
+class Policy(Strict):
+    lifecycle: Literal["Persistent", "OnDemand"] = "Persistent"
+    recreate: Literal["Never", "IfEmpty", "Always"] = "Never"
+    deletion: Literal["Delete", "Orphan"] = "Delete"
+    agents: Literal["Additive", "Exact"] = "Additive"
+    observe_only: bool = False
+    ignore: list[IgnorableField] = Field(default_factory=list)
+
+
+class ServerRef(Strict):
+    secret_name: str
+
+
+class RoomSpec(Strict):
+    """A LiveKit RoomConfiguration plus participant rules and policies."""
+
+    name: str | None = None
+    empty_timeout: PositiveUInt32 | None = None
+    departure_timeout: PositiveUInt32 | None = None
+    max_participants: UInt32 | None = None
+    metadata: str | None = None
+    min_playout_delay: UInt32 | None = None
+    max_playout_delay: UInt32 | None = None
+    sync_streams: bool | None = None
+    egress: dict[str, Any] | None = None
+    tags: dict[str, str] | None = None
+    agents: list[AgentDispatchSpec] | None = None
+    participants: list[ParticipantRule] = Field(default_factory=list)
+    policy: Policy = Field(default_factory=Policy)
+    server_ref: ServerRef | None = None
+
+    @field_validator("metadata", mode="before")
+    @classmethod
+    def _metadata(cls, value: Any) -> Any:
+        return _check_bytes(_metadata_text(value), MAX_METADATA_BYTES, "metadata")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None and not value:
+            raise ValueError("room name must not be empty")
+        return _check_bytes(value, MAX_NAME_BYTES, "room name")
+
+    @model_validator(mode="after")
+    def _playout(self) -> RoomSpec:
+        if (
+            self.min_playout_delay is not None
+            and self.max_playout_delay is not None
+            and self.max_playout_delay
+            and self.min_playout_delay > self.max_playout_delay
+        ):
+            raise ValueError(
+                f"minPlayoutDelay ({self.min_playout_delay}) is greater than maxPlayoutDelay ({self.max_playout_delay})"
+            )
+        return self
+
+
+class ObjectMeta(Strict):
+    name: Annotated[str, Field(min_length=1)]
+    namespace: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class RoomManifest(Strict):
+    api_version: Literal["roomctl.dev/v1alpha1"]
+    kind: Literal["Room"]
+    metadata: ObjectMeta
+    spec: RoomSpec = Field(default_factory=RoomSpec)
+
+    @property
+    def room_name(self) -> str:
+        return self.spec.name or self.metadata.name
+
+
+class BareRoomConfiguration(Strict):
+    """A document with no apiVersion/kind: LiveKit's RoomConfiguration as-is."""
+
+    name: Annotated[str, Field(min_length=1)]
+    empty_timeout: PositiveUInt32 | None = None
+    departure_timeout: PositiveUInt32 | None = None
+    max_participants: UInt32 | None = None
+    metadata: str | None = None
+    egress: dict[str, Any] | None = None
+    min_playout_delay: UInt32 | None = None
+    max_playout_delay: UInt32 | None = None
+    sync_streams: bool | None = None
+    agents: list[AgentDispatchSpec] | None = None
+    tags: dict[str, str] | None = None
+
+    @field_validator("metadata", mode="before")
+    @classmethod
+    def _metadata(cls, value: Any) -> Any:
+        return _metadata_text(value)
+
+    def to_manifest(self) -> RoomManifest:
+        spec = RoomSpec.model_validate(self.model_dump(exclude_none=True))
+        return RoomManifest(api_version=API_VERSION, kind="Room", metadata=ObjectMeta(name=self.name), spec=spec)
+
+
+@dataclass(frozen=True)
+class DesiredRoom:
+    """One declared LiveKit room and where it was declared."""
+
+    manifest: RoomManifest
+    file: str
+    line: int
+
+    @property
+    def name(self) -> str:
+        return self.manifest.room_name
+
+    @property
+    def spec(self) -> RoomSpec:
+        return self.manifest.spec
+
+    @property
+    def source(self) -> str:
+        return f"{self.file}:{self.line}"

@@ -1,0 +1,189 @@
+"""Plans and results as text (read like `terraform plan`) or JSON (a stable, documented schema)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any, TextIO
+
+from .execute import ActionResult, Results
+from .plan import Action, ActionKind, Drift, Plan, RoomPlan
+
+JSON_FORMAT_VERSION = "1"
+
+MARKERS = {"create": "+", "update": "~", "recreate": "-/+", "delete": "-", "drift": "!", "in-sync": " ", "absent": " "}
+COLOURS = {"+": "32", "~": "33", "-/+": "35", "-": "31", "!": "33", "#": "2"}
+
+
+def use_colour(stream: TextIO) -> bool:
+    return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+class Painter:
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def __call__(self, marker: str, text: str) -> str:
+        code = COLOURS.get(marker)
+        return f"\x1b[{code}m{text}\x1b[0m" if self.enabled and code else text
+
+
+def fmt(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
+
+
+def _action_lines(action: Action) -> list[tuple[str, str]]:
+    kind = action.kind
+    if kind in (ActionKind.CREATE_ROOM,):
+        return [("+", f"{c.field} = {fmt(c.new)}") for c in action.changes]
+    if kind == ActionKind.RECREATE_ROOM:
+        return [("~", f"{c.field}: {fmt(c.old)} -> {fmt(c.new)}" + ("  # forces re-create" if c.field != "metadata" else ""))
+                for c in action.changes]  # fmt: skip
+    if kind == ActionKind.UPDATE_ROOM_METADATA:
+        return [("~", f"{c.field}: {fmt(c.old)} -> {fmt(c.new)}") for c in action.changes]
+    if kind == ActionKind.CREATE_DISPATCH:
+        extra = f" (metadata {fmt(action.request['metadata'])})" if action.request.get("metadata") else ""
+        return [("+", f"agent dispatch {fmt(action.request.get('agent_name', ''))}{extra}")]
+    if kind == ActionKind.DELETE_DISPATCH:
+        return [("-", f"agent dispatch {action.changes[0].old} ({action.target})")]
+    if kind == ActionKind.REMOVE_PARTICIPANT:
+        return [("-", f"participant {fmt(action.target)} (disconnected by rule remove: true)")]
+    if kind == ActionKind.UPDATE_PARTICIPANT:
+        lines = [("~", f"participant {fmt(action.target)}")]
+        lines.extend(("~", f"    {c.field}: {fmt(c.old)} -> {fmt(c.new)}") for c in action.changes)
+        return lines
+    if kind == ActionKind.DELETE_ROOM:
+        return []
+    return [("~", str(kind))]
+
+
+def _header(room: RoomPlan) -> str:
+    marker = MARKERS[room.status]
+    where = f"  ({room.source})" if room.source else "  (not declared; inside --prune-scope)"
+    sid = f"  sid {room.sid}" if room.sid and room.status != "create" else ""
+    label = {"recreate": "  must be re-created", "drift": "  drift not applied"}.get(room.status, "")
+    return f"{marker} room {fmt(room.name)}{label}{where}{sid}"
+
+
+def _drift_line(drift: Drift) -> str:
+    if drift.field == "room":
+        return f"! {drift.detail}"
+    return f"! {drift.field}: {fmt(drift.observed)} -> {fmt(drift.desired)}  # {drift.detail}"
+
+
+def summary_line(plan: Plan) -> str:
+    c = plan.counts()
+    line = (f"Plan: {c['create']} to create, {c['update']} to update, {c['recreate']} to recreate, "
+            f"{c['delete']} to delete; {c['drift']} drift not applied.")  # fmt: skip
+    return line
+
+
+def render_text(plan: Plan, stream: TextIO, *, verbose: int = 0) -> None:
+    paint = Painter(use_colour(stream))
+    shown = 0
+    for room in plan.rooms:
+        if room.status in ("in-sync", "absent") and not verbose:
+            continue
+        shown += 1
+        marker = MARKERS[room.status]
+        stream.write(paint(marker, _header(room)) + "\n")
+        for action in room.actions:
+            for line_marker, text in _action_lines(action):
+                stream.write("    " + paint(line_marker, f"{line_marker} {text}") + "\n")
+        for drift in room.drifts:
+            stream.write("    " + paint("!", _drift_line(drift)) + "\n")
+        if room.not_verifiable:
+            stream.write("    " + paint("#", f"# not verifiable on a live room: {', '.join(room.not_verifiable)}") + "\n")
+        stream.write("\n")
+    if not shown:
+        stream.write("No changes. The server matches the manifests.\n\n")
+    stream.write(summary_line(plan) + "\n")
+    unverifiable = [r for r in plan.rooms if r.not_verifiable and r.status in ("in-sync", "absent")]
+    if unverifiable and not verbose:
+        listed = "; ".join(f"{r.name} ({', '.join(r.not_verifiable)})" for r in unverifiable)
+        stream.write(paint("#", f"Not verifiable on a live room, applied at creation only: {listed}") + "\n")
+    if plan.unmanaged:
+        stream.write(f"{plan.unmanaged} room(s) on the server are not managed by these manifests (left alone).\n")
+
+
+def _action_json(action: Action) -> dict[str, Any]:
+    return {
+        "type": str(action.kind),
+        "room": action.room,
+        "target": action.target or None,
+        "changes": [{"field": c.field, "old": c.old, "new": c.new} for c in action.changes],
+    }
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    return {
+        "format_version": JSON_FORMAT_VERSION,
+        "changes_pending": plan.has_changes,
+        "summary": plan.counts(),
+        "rooms": [
+            {
+                "name": room.name,
+                "source": room.source or None,
+                "status": room.status,
+                "sid": room.sid or None,
+                "actions": [_action_json(a) for a in room.actions],
+                "drift": [
+                    {"field": d.field, "observed": d.observed, "desired": d.desired, "reason": str(d.reason),
+                     "detail": d.detail}
+                    for d in room.drifts
+                ],  # fmt: skip
+                "not_verifiable": list(room.not_verifiable),
+            }
+            for room in plan.rooms
+        ],
+    }
+
+
+def results_json(plan: Plan, results: Results) -> dict[str, Any]:
+    out = plan_json(plan)
+    out["results"] = [
+        {**_action_json(r.action), "ok": r.ok, "error": r.error or None, "sid": r.sid or None, "note": r.note or None}
+        for r in results.results
+    ]
+    out["failed"] = len(results.failed)
+    return out
+
+
+def result_line(result: ActionResult) -> str:
+    action = result.action
+    what = f"{action.kind} {fmt(action.room)}" + (f" [{action.target}]" if action.target else "")
+    if result.ok:
+        extra = f" (sid {result.sid})" if result.sid else (f" ({result.note})" if result.note else "")
+        return f"{what}: done{extra}"
+    return f"{what}: FAILED: {result.error}"
+
+
+class Progress:
+    """A one-line progress indicator on a TTY, shown only once a run takes more than a few seconds."""
+
+    def __init__(self, total: int, stream: TextIO = sys.stderr, after: float = 2.0) -> None:
+        self.total = total
+        self.stream = stream
+        self.enabled = stream.isatty() and total > 0
+        self.started = time.monotonic()
+        self.after = after
+        self.done = 0
+        self.shown = False
+
+    def tick(self) -> None:
+        self.done += 1
+        if self.enabled and time.monotonic() - self.started >= self.after:
+            self.shown = True
+            self.stream.write(f"\r[{self.done}/{self.total}] applying...")
+            self.stream.flush()
+
+    def finish(self) -> None:
+        if self.shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
