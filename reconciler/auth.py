@@ -49,7 +49,7 @@ class TokenSource:
             return cached[0]
         expires = now + self.ttl
         token = _sign({"iss": self.api_key, "sub": "", "nbf": int(now), "exp": int(expires), "video": video},
-                      self.api_secret)  # fmt: skip
+                      self.api_secret)
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[key] = (token, expires)

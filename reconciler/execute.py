@@ -74,9 +74,8 @@ async def perform(backend: LiveKitBackend, action: Action) -> ActionResult:
             await backend.remove_participant(room, action.target)
         except NotFound:
             return ActionResult(action, True, note="already gone")
-    elif kind == ActionKind.DELETE_ROOM:
-        if not await backend.delete_room_if_present(room):
-            return ActionResult(action, True, note="already gone")
+    elif kind == ActionKind.DELETE_ROOM and not await backend.delete_room_if_present(room):
+        return ActionResult(action, True, note="already gone")
     return ActionResult(action, True)
 
 

@@ -131,7 +131,7 @@ def _message(error: Any, model: type[BaseModel]) -> str:
 
 
 def _validation_issues(file: str, doc: YamlDocument, model: type[BaseModel], err: ValidationError,
-                       base: tuple[str | int, ...] = ()) -> list[Issue]:  # fmt: skip
+                       base: tuple[str | int, ...] = ()) -> list[Issue]:
     issues = []
     for error in err.errors():
         loc = [p for p in error["loc"] if isinstance(p, str | int)]
@@ -157,7 +157,7 @@ def _parse_document(file: str, doc: YamlDocument) -> tuple[RoomManifest | None, 
     if data.get("apiVersion") != API_VERSION:
         line, column = doc.position(("apiVersion",))
         return None, [Issue(file, line, column, "apiVersion",
-                            f"unknown apiVersion {data.get('apiVersion')!r} (expected {API_VERSION!r})")]  # fmt: skip
+                            f"unknown apiVersion {data.get('apiVersion')!r} (expected {API_VERSION!r})")]
     model = KINDS.get(str(kind))
     if model is None:
         line, column = doc.position(("kind",))
@@ -210,7 +210,7 @@ def load_manifests(paths: Iterable[str]) -> list[DesiredRoom]:
         first = seen.setdefault(room.name, room)
         if first is not room:
             issues.append(Issue(room.file, room.line, 1, "spec.name",
-                                f"room {room.name!r} is already declared at {first.source}"))  # fmt: skip
+                                f"room {room.name!r} is already declared at {first.source}"))
     if issues:
         raise ManifestError(issues)
     return rooms

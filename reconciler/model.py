@@ -27,7 +27,7 @@ ParticipantKindName = Literal["STANDARD", "INGRESS", "EGRESS", "SIP", "AGENT", "
 # Fields a policy may exclude from enforcement.
 IgnorableField = Literal[
     "metadata", "emptyTimeout", "departureTimeout", "maxParticipants", "agents", "participants",
-]  # fmt: skip
+]
 
 
 class Strict(BaseModel):
@@ -96,7 +96,7 @@ class Permission(Strict):
 
 class ParticipantRule(Strict):
     identity: str = "*"
-    kinds: list[ParticipantKindName] = Field(default_factory=lambda: ["STANDARD"])
+    kinds: list[ParticipantKindName] = Field(default_factory=lambda: list[ParticipantKindName](["STANDARD"]))
     permission: Permission | None = None
     metadata: str | None = None
     name: str | None = None

@@ -165,7 +165,7 @@ def room_configuration(name: str, spec: RoomSpec) -> dict[str, Any]:
     """The room as a LiveKit RoomConfiguration / CreateRoomRequest body (proto names)."""
     body: dict[str, Any] = {"name": name}
     for key in ("empty_timeout", "departure_timeout", "max_participants", "metadata",
-                "min_playout_delay", "max_playout_delay", "sync_streams", "egress", "tags"):  # fmt: skip
+                "min_playout_delay", "max_playout_delay", "sync_streams", "egress", "tags"):
         value = getattr(spec, key)
         if value is not None:
             body[key] = value
@@ -177,9 +177,9 @@ def room_configuration(name: str, spec: RoomSpec) -> dict[str, Any]:
 # ---- planning one room --------------------------------------------------------------------------
 
 UNREADABLE = (("egress", "egress"), ("min_playout_delay", "minPlayoutDelay"),
-              ("max_playout_delay", "maxPlayoutDelay"), ("sync_streams", "syncStreams"), ("tags", "tags"))  # fmt: skip
+              ("max_playout_delay", "maxPlayoutDelay"), ("sync_streams", "syncStreams"), ("tags", "tags"))
 IMMUTABLE = (("empty_timeout", "emptyTimeout"), ("departure_timeout", "departureTimeout"),
-             ("max_participants", "maxParticipants"))  # fmt: skip
+             ("max_participants", "maxParticipants"))
 
 
 def _first_rule(rules: Sequence[ParticipantRule], p: ObservedParticipant) -> ParticipantRule | None:
@@ -196,7 +196,7 @@ def _normal(field_name: str, value: Any) -> Any:
 def _plan_participant(room: str, rule: ParticipantRule, p: ObservedParticipant) -> tuple[list[Action], list[Drift]]:
     if rule.remove:
         return [Action(ActionKind.REMOVE_PARTICIPANT, room, (FieldChange("participant", p.identity, None),),
-                       {"room": room, "identity": p.identity}, target=p.identity)], []  # fmt: skip
+                       {"room": room, "identity": p.identity}, target=p.identity)], []
     changes: list[FieldChange] = []
     drifts: list[Drift] = []
     request: dict[str, Any] = {"room": room, "identity": p.identity}
@@ -207,7 +207,7 @@ def _plan_participant(room: str, rule: ParticipantRule, p: ObservedParticipant) 
             # UpdateParticipant replaces the whole permission: send observed overlaid with the rule.
             request["permission"] = {**p.permission, **declared}
             changes.extend(FieldChange(f"permission.{to_camel(k)}", p.permission.get(k), v)
-                           for k, v in differing.items())  # fmt: skip
+                           for k, v in differing.items())
     if rule.attributes:
         updates: dict[str, str] = {}
         for key, value in rule.attributes.items():
@@ -227,7 +227,7 @@ def _plan_participant(room: str, rule: ParticipantRule, p: ObservedParticipant) 
             continue
         if wanted == "":
             drifts.append(Drift(room, f"participants[{p.identity}].{key}", have, "", DriftReason.CANNOT_CLEAR,
-                                f"participant {key} cannot be cleared through the LiveKit API"))  # fmt: skip
+                                f"participant {key} cannot be cleared through the LiveKit API"))
             continue
         request[key] = wanted
         changes.append(FieldChange(key, have, wanted))
@@ -246,19 +246,19 @@ def _plan_dispatches(room: str, spec: RoomSpec, observed: Sequence[ObservedDispa
             continue
         request = {"room": room, **_agent_request(agent)}
         actions.append(Action(ActionKind.CREATE_DISPATCH, room, (FieldChange("agent", None, agent.agent_name),),
-                              request))  # fmt: skip
+                              request))
     if spec.policy.agents == "Exact":
         for extra in unmatched:
             label = extra.agent_name or '"" (implicit)'
             actions.append(Action(ActionKind.DELETE_DISPATCH, room, (FieldChange("agent", label, None),),
-                                  {"room": room, "dispatch_id": extra.id}, target=extra.id))  # fmt: skip
+                                  {"room": room, "dispatch_id": extra.id}, target=extra.id))
     return actions
 
 
 def _observe_only(room: str, actions: list[Action]) -> list[Drift]:
     return [
         Drift(room, change.field if not a.target else f"{a.kind}[{a.target}].{change.field}", change.old, change.new,
-              DriftReason.OBSERVE_ONLY, f"{a.kind} not applied: policy.observeOnly")  # fmt: skip
+              DriftReason.OBSERVE_ONLY, f"{a.kind} not applied: policy.observeOnly")
         for a in actions
         for change in (a.changes or (FieldChange(str(a.kind), None, None),))
     ]
@@ -275,7 +275,7 @@ def plan_room(desired: DesiredRoom, observed: ObservedRoom | None) -> RoomPlan:
             return RoomPlan(name, desired.source, "absent")
         action = Action(ActionKind.CREATE_ROOM, name,
                         tuple(FieldChange(to_camel(k), None, v) for k, v in create_request.items() if k != "name"),
-                        create_request, drop_implicit_dispatch=drop_implicit)  # fmt: skip
+                        create_request, drop_implicit_dispatch=drop_implicit)
         if policy.observe_only:
             return RoomPlan(name, desired.source, "drift", drifts=tuple(_observe_only(name, [action])))
         return RoomPlan(name, desired.source, "create", actions=(action,))
@@ -296,7 +296,7 @@ def plan_room(desired: DesiredRoom, observed: ObservedRoom | None) -> RoomPlan:
     if spec.metadata is not None and spec.metadata != observed.metadata:
         if "metadata" in policy.ignore:
             drifts.append(Drift(name, "metadata", observed.metadata, spec.metadata, DriftReason.IGNORED,
-                                "metadata is in policy.ignore"))  # fmt: skip
+                                "metadata is in policy.ignore"))
         else:
             metadata_change = FieldChange("metadata", observed.metadata, spec.metadata)
 
@@ -309,17 +309,17 @@ def plan_room(desired: DesiredRoom, observed: ObservedRoom | None) -> RoomPlan:
             reason = DriftReason.RECREATE_NEVER if policy.recreate == "Never" else DriftReason.RECREATE_OCCUPIED
             detail = ("LiveKit cannot change this on a live room; policy.recreate is Never"
                       if policy.recreate == "Never"
-                      else f"needs a re-create but the room has {occupied} participant(s) (policy.recreate IfEmpty)")  # fmt: skip
+                      else f"needs a re-create but the room has {occupied} participant(s) (policy.recreate IfEmpty)")
             drifts.extend(Drift(name, c.field, c.old, c.new, reason, detail) for c in immutable_changes)
 
     if recreate:
         changes = tuple(immutable_changes) + ((metadata_change,) if metadata_change else ())
         actions.append(Action(ActionKind.RECREATE_ROOM, name, changes, create_request, old_sid=observed.sid,
-                              drop_implicit_dispatch=drop_implicit))  # fmt: skip
+                              drop_implicit_dispatch=drop_implicit))
     else:
         if metadata_change is not None:
             actions.append(Action(ActionKind.UPDATE_ROOM_METADATA, name, (metadata_change,),
-                                  {"room": name, "metadata": spec.metadata}))  # fmt: skip
+                                  {"room": name, "metadata": spec.metadata}))
         if needs_dispatches(spec) and observed.dispatches is not None:
             actions.extend(_plan_dispatches(name, spec, observed.dispatches))
         if needs_participants(spec) and observed.participants is not None:
@@ -370,10 +370,10 @@ def plan(desired: Sequence[DesiredRoom], observed: ObservedState, options: PlanO
         if room.num_participants and not options.prune_occupied:
             drift = Drift(name, "room", "present", "absent", DriftReason.PRUNE_OCCUPIED,
                           f"not pruned: the room has {room.num_participants} participant(s) "
-                          "(--prune-occupied deletes it anyway)")  # fmt: skip
+                          "(--prune-occupied deletes it anyway)")
             rooms.append(RoomPlan(name, "", "drift", room.sid, drifts=(drift,)))
             continue
         action = Action(ActionKind.DELETE_ROOM, name, (FieldChange("room", name, None),), {"room": name},
-                        old_sid=room.sid)  # fmt: skip
+                        old_sid=room.sid)
         rooms.append(RoomPlan(name, "", "delete", room.sid, actions=(action,)))
     return Plan(tuple(rooms), unmanaged)

@@ -44,7 +44,7 @@ def _action_lines(action: Action) -> list[tuple[str, str]]:
         return [("+", f"{c.field} = {fmt(c.new)}") for c in action.changes]
     if kind == ActionKind.RECREATE_ROOM:
         return [("~", f"{c.field}: {fmt(c.old)} -> {fmt(c.new)}" + ("  # forces re-create" if c.field != "metadata" else ""))
-                for c in action.changes]  # fmt: skip
+                for c in action.changes]
     if kind == ActionKind.UPDATE_ROOM_METADATA:
         return [("~", f"{c.field}: {fmt(c.old)} -> {fmt(c.new)}") for c in action.changes]
     if kind == ActionKind.CREATE_DISPATCH:
@@ -80,7 +80,7 @@ def _drift_line(drift: Drift) -> str:
 def summary_line(plan: Plan) -> str:
     c = plan.counts()
     line = (f"Plan: {c['create']} to create, {c['update']} to update, {c['recreate']} to recreate, "
-            f"{c['delete']} to delete; {c['drift']} drift not applied.")  # fmt: skip
+            f"{c['delete']} to delete; {c['drift']} drift not applied.")
     return line
 
 
@@ -137,7 +137,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
                     {"field": d.field, "observed": d.observed, "desired": d.desired, "reason": str(d.reason),
                      "detail": d.detail}
                     for d in room.drifts
-                ],  # fmt: skip
+                ],
                 "not_verifiable": list(room.not_verifiable),
             }
             for room in plan.rooms

@@ -64,14 +64,14 @@ class _Builder:
             raise YamlError(
                 node.start_mark.line + 1, node.start_mark.column + 1,
                 f"document expands to more than {MAX_NODES} values (YAML aliases?)",
-            )  # fmt: skip
+            )
         positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
         if isinstance(node, ScalarNode):
             if node.tag == _TIMESTAMP:
                 return node.value  # keep dates as written; no field here is a timestamp
             if node.tag not in _PLAIN_TAGS:
                 raise YamlError(node.start_mark.line + 1, node.start_mark.column + 1,
-                                f"unsupported YAML tag {node.tag}")  # fmt: skip
+                                f"unsupported YAML tag {node.tag}")
             return self.constructor.construct_object(node, deep=True)
         if isinstance(node, SequenceNode):
             if node.tag != "tag:yaml.org,2002:seq":

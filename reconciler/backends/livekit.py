@@ -36,7 +36,7 @@ class LiveKitBackend:
         self.concurrency = concurrency
         self.tokens = TokenSource(api_key, api_secret)
         self.twirp = TwirpClient(url, self.tokens, transport=transport, timeout=timeout, retry=retry,
-                                 max_connections=max(concurrency, 4))  # fmt: skip
+                                 max_connections=max(concurrency, 4))
 
     def __repr__(self) -> str:
         return f"LiveKitBackend(url={self.url!r})"
@@ -89,21 +89,23 @@ class LiveKitBackend:
         ListRooms did not return: the real server hangs ~15 s on those (livekit-api.md §3.3)."""
         listed = await self.list_rooms(None if list_all else [d.name for d in desired])
         rooms = {r.name: r for r in listed}
-        jobs: list[Callable[[], Awaitable[tuple[str, str, Any]]]] = []
-        for d in desired:
-            if d.name not in rooms:
-                continue
-            if needs_participants(d.spec):
-                jobs.append(lambda n=d.name: self._tag(n, "participants", self.list_participants(n)))
-            if needs_dispatches(d.spec):
-                jobs.append(lambda n=d.name: self._tag(n, "dispatches", self.list_dispatches(n)))
-        for name, what, value in await self._bounded(jobs):
-            rooms[name] = replace(rooms[name], **{what: tuple(value)})
-        return ObservedState(rooms, complete=list_all)
+        live = [d for d in desired if d.name in rooms]
 
-    @staticmethod
-    async def _tag(name: str, what: str, coro: Awaitable[Any]) -> tuple[str, str, Any]:
-        return name, what, await coro
+        def participants_of(name: str) -> Callable[[], Awaitable[list[ObservedParticipant]]]:
+            return lambda: self.list_participants(name)
+
+        def dispatches_of(name: str) -> Callable[[], Awaitable[list[ObservedDispatch]]]:
+            return lambda: self.list_dispatches(name)
+
+        want_participants = [d.name for d in live if needs_participants(d.spec)]
+        want_dispatches = [d.name for d in live if needs_dispatches(d.spec)]
+        participants = await self._bounded([participants_of(n) for n in want_participants])
+        dispatches = await self._bounded([dispatches_of(n) for n in want_dispatches])
+        for name, found in zip(want_participants, participants, strict=True):
+            rooms[name] = replace(rooms[name], participants=tuple(found))
+        for name, got in zip(want_dispatches, dispatches, strict=True):
+            rooms[name] = replace(rooms[name], dispatches=tuple(got))
+        return ObservedState(rooms, complete=list_all)
 
     # ---- writes -------------------------------------------------------------------------------
     async def create_room(self, body: dict[str, Any]) -> ObservedRoom:
@@ -127,7 +129,7 @@ class LiveKitBackend:
 
     async def delete_dispatch(self, room: str, dispatch_id: str) -> None:
         await self.twirp.call("AgentDispatchService", "DeleteDispatch", {"room": room, "dispatch_id": dispatch_id},
-                              room)  # fmt: skip
+                              room)
 
     async def wait_gone(self, room: str, timeout: float = 15.0, interval: float = 0.2) -> bool:
         """Poll until ListRooms no longer shows the room (a re-create must not hit the old one)."""

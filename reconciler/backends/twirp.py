@@ -30,7 +30,7 @@ log = logging.getLogger("roomctl.twirp")
 ROUTED = frozenset(
     {"SendData", "MutePublishedTrack", "UpdateSubscriptions", "UpdateParticipant", "RemoveParticipant",
      "UpdateRoomMetadata", "DeleteRoom", "CreateDispatch", "ListDispatch", "DeleteDispatch"}
-)  # fmt: skip
+)
 # Not idempotent: retried only when the request surely never reached the server (livekit-api.md §3.4).
 NOT_IDEMPOTENT = frozenset({"CreateDispatch"})
 

@@ -28,7 +28,7 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--url", help="LiveKit URL (env LIVEKIT_URL); none: the embedded sandbox")
     group.add_argument("--api-key", help="API key (env LIVEKIT_API_KEY)")
     group.add_argument("--api-secret-file", type=Path,
-                       help="file holding the API secret (else env LIVEKIT_API_SECRET; never a plain flag)")  # fmt: skip
+                       help="file holding the API secret (else env LIVEKIT_API_SECRET; never a plain flag)")
     group.add_argument("--timeout", type=float, default=10.0, help="seconds per request (default 10)")
 
 
@@ -96,7 +96,7 @@ async def open_backend(args: argparse.Namespace, concurrency: int = 16) -> Async
             print(f"roomctl: no LIVEKIT_URL set; using the embedded sandbox ({EMBEDDED_STATE})", file=sys.stderr)
         backend = LiveKitBackend(EMBEDDED_URL, settings.api_key, settings.api_secret,
                                  transport=EmbeddedTransport(sandbox), timeout=args.timeout,
-                                 concurrency=concurrency)  # fmt: skip
+                                 concurrency=concurrency)
         try:
             yield backend
         finally:
@@ -105,7 +105,7 @@ async def open_backend(args: argparse.Namespace, concurrency: int = 16) -> Async
                 sandbox.save()
         return
     backend = LiveKitBackend(settings.url, settings.api_key, settings.api_secret, timeout=args.timeout,
-                             concurrency=concurrency)  # fmt: skip
+                             concurrency=concurrency)
     try:
         yield backend
     finally:

@@ -76,7 +76,7 @@ def run_serve(args: argparse.Namespace) -> int:
         return 1
     level = "info" if args.verbose else "warning"
     config = uvicorn.Config(sandbox, host=args.host, port=args.port, log_level=level, lifespan="on",
-                            access_log=args.verbose > 1)  # fmt: skip
+                            access_log=args.verbose > 1)
     server = uvicorn.Server(config)
     if not args.quiet:
         print(

@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     kind = args.kind.upper()
     rule = next((r for r in desired.spec.participants
-                 if kind in r.kinds and fnmatchcase(args.identity, r.identity)), None)  # fmt: skip
+                 if kind in r.kinds and fnmatchcase(args.identity, r.identity)), None)
     if rule is not None and rule.remove:
         print(f"error: identity {args.identity!r} matches a rule with remove: true", file=sys.stderr)
         return 1

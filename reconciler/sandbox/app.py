@@ -34,9 +34,9 @@ Send = Callable[[Message], Awaitable[None]]
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 DEFAULT_API_KEY = "devkey"
-DEFAULT_API_SECRET = "secret"  # noqa: S105 - the public `livekit-server --dev` credentials
+DEFAULT_API_SECRET = "secret"
 DEFAULT_PNM_KEY = "plugnmeet"
-DEFAULT_PNM_SECRET = "secret"  # noqa: S105
+DEFAULT_PNM_SECRET = "secret"
 
 
 class ConnectionDropped(Exception):
@@ -308,7 +308,7 @@ class Sandbox:
                     str(data["room"]), str(data["identity"]), str(data.get("type", "AUDIO")),
                     str(data.get("source", "MICROPHONE")), str(data.get("name", "")),
                     str(data.get("mime_type", "")), str(data.get("mid", "")), str(data.get("cid", "")),
-                )  # fmt: skip
+                )
             except TwirpError as err:
                 return 404, {"error": err.msg}
             except JoinRefused as exc:

@@ -27,7 +27,7 @@ DEFAULT_DEPARTURE_TIMEOUT = 20
 ENABLED_CODECS = [
     "audio/PCMU", "audio/PCMA", "audio/opus", "audio/red", "video/VP8",
     "video/H264", "video/VP9", "video/AV1", "video/H265", "video/rtx",
-]  # fmt: skip
+]
 
 # Grant names of canPublishSources (lower case) -> TrackSource enum (livekit-api.md §2.1).
 SOURCE_FROM_GRANT = {
@@ -36,7 +36,7 @@ SOURCE_FROM_GRANT = {
     "screen_share": models_pb.TrackSource.SCREEN_SHARE,
     "screen_share_audio": models_pb.TrackSource.SCREEN_SHARE_AUDIO,
 }
-KIND_FROM_CLAIM = {
+KIND_FROM_CLAIM: dict[str, Any] = {
     "standard": models_pb.ParticipantInfo.Kind.STANDARD,
     "ingress": models_pb.ParticipantInfo.Kind.INGRESS,
     "egress": models_pb.ParticipantInfo.Kind.EGRESS,
@@ -45,8 +45,8 @@ KIND_FROM_CLAIM = {
     "connector": models_pb.ParticipantInfo.Kind.CONNECTOR,
     "bridge": models_pb.ParticipantInfo.Kind.BRIDGE,
 }
-_TRACK_TYPE_LETTER = {models_pb.TrackType.AUDIO: "A", models_pb.TrackType.VIDEO: "V"}
-_TRACK_SOURCE_LETTER = {
+_TRACK_TYPE_LETTER: dict[Any, str] = {models_pb.TrackType.AUDIO: "A", models_pb.TrackType.VIDEO: "V"}
+_TRACK_SOURCE_LETTER: dict[Any, str] = {
     models_pb.TrackSource.CAMERA: "C",
     models_pb.TrackSource.MICROPHONE: "M",
     models_pb.TrackSource.SCREEN_SHARE: "S",
@@ -141,7 +141,7 @@ class LiveKitState:
         if config.agents:
             for agent in config.agents:
                 self._add_dispatch(live, agent.agent_name, agent.metadata, agent.deployment,
-                                   dict(agent.attributes), agent.restart_policy)  # fmt: skip
+                                   dict(agent.attributes), agent.restart_policy)
         else:
             # Backward compatibility: every room gets one dispatch for the empty agent name.
             self._add_dispatch(live, "", "", "", {}, 0)
@@ -307,7 +307,7 @@ class LiveKitState:
             name=str(claims.get("name") or ""),
             version=2,  # a real join leaves it at 2 (conformance: bob, carol, erin)
             permission=permission,
-            kind=KIND_FROM_CLAIM.get(str(claims.get("kind") or "standard"), 0),
+            kind=KIND_FROM_CLAIM.get(str(claims.get("kind") or "standard"), models_pb.ParticipantInfo.Kind.STANDARD),
             client_protocol=2,  # reported by the real-time SDK; the recordings show 2
         )
         for key, value in (claims.get("attributes") or {}).items():
@@ -334,8 +334,8 @@ class LiveKitState:
         """A published track. mime_type, mid and cid are what the client's SDK negotiates; a
         simulated client may state them (the recordings' SDK chose audio/red, mid "7")."""
         p = self.get_participant(room, identity)
-        ttype = models_pb.TrackType.Value(track_type)
-        tsource = models_pb.TrackSource.Value(source)
+        ttype: Any = models_pb.TrackType.Value(track_type)
+        tsource: Any = models_pb.TrackSource.Value(source)
         allowed = set(p.permission.can_publish_sources)
         if not p.permission.can_publish or (allowed and tsource not in allowed):
             raise JoinRefused("participant is not allowed to publish this source")
@@ -364,7 +364,7 @@ class LiveKitState:
     def _add_dispatch(
         self, live: LiveRoom, agent_name: str, metadata: str, deployment: str,
         attributes: dict[str, str], restart_policy: int,
-    ) -> dispatch_pb.AgentDispatch:  # fmt: skip
+    ) -> dispatch_pb.AgentDispatch:
         dispatch = dispatch_pb.AgentDispatch(
             id=new_id("AD_"),
             agent_name=agent_name,

@@ -73,7 +73,7 @@ DEFAULT_FEATURES: dict[str, Any] = {
     },
     "sip_dial_in_features": {"is_allow": True, "enable_dial_in_on_create": False, "hide_phone_number": False},
     "external_broadcasting_features": {"is_allow": True, "is_allow_rtmp": True},
-}  # fmt: skip
+}
 
 DEFAULT_LOCKS: dict[str, bool] = {
     "lock_microphone": False,
@@ -206,7 +206,7 @@ class PlugNmeetState:
             "room_title": room.metadata["room_title"], "room_id": room.room_id, "room_sid": room.sid,
             "joined_participants": str(room.joined_participants), "webhook_url": room.metadata.get("webhook_url", ""),
             "created": created, "ended": ended,
-        }  # fmt: skip
+        }
 
     def active(self, room_id: str) -> PnmRoom | None:
         self._settle()
@@ -294,7 +294,7 @@ class PlugNmeetState:
         return self.reply(
             True, "success", "SUCCESS",
             rooms=[{"room_info": self._info(r), "participants_info": []} for r in rooms],
-        )  # fmt: skip
+        )
 
     async def end_room(self, body: dict[str, Any]) -> dict[str, Any]:
         room_id = _snake_keys(body).get("room_id") or ""
@@ -333,7 +333,7 @@ class PlugNmeetState:
             },
             secret,
             algorithm="HS256",
-        )  # fmt: skip
+        )
         return self.reply(True, "success", "SUCCESS", token=token)
 
     def fetch_past_rooms(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -348,7 +348,7 @@ class PlugNmeetState:
             True, "success", "SUCCESS",
             result={"total_rooms": str(len(rows)), "from": start, "limit": limit,
                     "order_by": req.get("order_by", "DESC"), "rooms_list": rows[start : start + limit]},
-        )  # fmt: skip
+        )
 
     # ---- persistence --------------------------------------------------------------------------
     def dump(self) -> dict[str, Any]:

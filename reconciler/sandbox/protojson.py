@@ -12,7 +12,7 @@ import base64
 from typing import Any, TypeVar
 
 from google.protobuf import json_format
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 _INT64_TYPES = frozenset(
@@ -33,7 +33,7 @@ class DecodeError(ValueError):
     """The body is not a JSON encoding of the request message."""
 
 
-def _is_map(field: FieldDescriptor) -> bool:
+def _is_map(field: Any) -> bool:
     return (
         field.type == FieldDescriptor.TYPE_MESSAGE
         and field.message_type is not None
@@ -41,11 +41,15 @@ def _is_map(field: FieldDescriptor) -> bool:
     )
 
 
-def _is_repeated(field: FieldDescriptor) -> bool:
-    return bool(field.is_repeated) if hasattr(field, "is_repeated") else field.label == field.LABEL_REPEATED
+def _is_repeated(field: Any) -> bool:
+    return bool(field.is_repeated) if hasattr(field, "is_repeated") else bool(field.label == field.LABEL_REPEATED)
 
 
-def _scalar(field: FieldDescriptor, value: Any) -> Any:
+def _map_value_field(field: Any) -> Any:
+    return field.message_type.fields_by_name["value"]
+
+
+def _scalar(field: Any, value: Any) -> Any:
     if field.type in _INT64_TYPES:
         return str(value)
     if field.type == FieldDescriptor.TYPE_ENUM:
@@ -65,7 +69,7 @@ def encode(message: Message) -> dict[str, Any]:
         name = field.name
         value = getattr(message, name)
         if _is_map(field):
-            value_field = field.message_type.fields_by_name["value"]
+            value_field = _map_value_field(field)
             out[name] = {str(k): _scalar(value_field, value[k]) for k in sorted(value)}
         elif _is_repeated(field):
             out[name] = [_scalar(field, v) for v in value]
@@ -80,7 +84,7 @@ def encode(message: Message) -> dict[str, Any]:
     return out
 
 
-def _check_duplicate_spellings(data: Any, descriptor: Descriptor) -> None:
+def _check_duplicate_spellings(data: Any, descriptor: Any) -> None:
     if not isinstance(data, dict):
         return
     seen: set[str] = set()
@@ -97,7 +101,7 @@ def _check_duplicate_spellings(data: Any, descriptor: Descriptor) -> None:
                 _check_duplicate_spellings(item, field.message_type)
 
 
-def _by_json_name(descriptor: Descriptor, key: str) -> FieldDescriptor | None:
+def _by_json_name(descriptor: Any, key: str) -> Any:
     for field in descriptor.fields:
         if field.json_name == key:
             return field

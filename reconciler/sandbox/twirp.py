@@ -72,6 +72,16 @@ def _perform_rpc(state: LiveKitState, req: room_pb.PerformRpcRequest) -> Message
     raise TwirpError("unavailable", "twirp error unknown: no response from participant")
 
 
+def _delete_room(state: LiveKitState, req: room_pb.DeleteRoomRequest) -> Message:
+    state.delete_room(req.room)
+    return room_pb.DeleteRoomResponse()
+
+
+def _remove_participant(state: LiveKitState, req: room_pb.RoomParticipantIdentity) -> Message:
+    state.remove_participant(req.room, req.identity)
+    return room_pb.RemoveParticipantResponse()
+
+
 def _update_subscriptions(state: LiveKitState, req: room_pb.UpdateSubscriptionsRequest) -> Message:
     state.require_participant(req.room, req.identity)
     return room_pb.UpdateSubscriptionsResponse()
@@ -82,9 +92,7 @@ ROOM_SERVICE: dict[str, Method] = {
     "ListRooms": Method(
         room_pb.ListRoomsRequest, lambda s, r: room_pb.ListRoomsResponse(rooms=s.list_rooms(list(r.names))), "list"
     ),
-    "DeleteRoom": Method(
-        room_pb.DeleteRoomRequest, lambda s, r: (s.delete_room(r.room), room_pb.DeleteRoomResponse())[1], "create"
-    ),
+    "DeleteRoom": Method(room_pb.DeleteRoomRequest, _delete_room, "create"),
     "ListParticipants": Method(
         room_pb.ListParticipantsRequest,
         lambda s, r: room_pb.ListParticipantsResponse(participants=s.list_participants(r.room)),
@@ -93,11 +101,7 @@ ROOM_SERVICE: dict[str, Method] = {
     "GetParticipant": Method(
         room_pb.RoomParticipantIdentity, lambda s, r: s.get_participant(r.room, r.identity), "admin"
     ),
-    "RemoveParticipant": Method(
-        room_pb.RoomParticipantIdentity,
-        lambda s, r: (s.remove_participant(r.room, r.identity), room_pb.RemoveParticipantResponse())[1],
-        "admin",
-    ),
+    "RemoveParticipant": Method(room_pb.RoomParticipantIdentity, _remove_participant, "admin"),
     "MutePublishedTrack": Method(
         room_pb.MuteRoomTrackRequest, lambda s, r: room_pb.MuteRoomTrackResponse(track=s.mute_track(r)), "admin"
     ),
@@ -135,7 +139,7 @@ SERVICES = {"livekit.RoomService": ROOM_SERVICE, "livekit.AgentDispatchService":
 ROUTED = frozenset(
     {"MutePublishedTrack", "UpdateSubscriptions", "SendData", "ForwardParticipant", "MoveParticipant",
      "PerformRpc", "CreateDispatch", "ListDispatch", "DeleteDispatch"}
-)  # fmt: skip
+)
 
 
 def check_grant(method: Method, claims: Claims | None, req: Any) -> None:
