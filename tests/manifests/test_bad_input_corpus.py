@@ -1,0 +1,77 @@
+"""Every file of the bad-input corpus fails `roomctl diff` with its exact file:line, exit 1, and no
+request reaching the server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reconciler.cli.main import main
+from tests.support.server import SandboxServer
+
+BAD = Path(__file__).parent / "bad"
+
+# file -> (line, a piece of the message)
+EXPECTED: dict[str, tuple[int, str]] = {
+    "01-unknown-key.yaml": (5, "spec.emptyTimout: unknown field (did you mean 'emptyTimeout'?)"),
+    "02-negative-timeout.yaml": (5, "spec.departureTimeout: Input should be greater than or equal to 1"),
+    "03-string-timeout.yaml": (5, "spec.emptyTimeout: Input should be a valid integer"),
+    "04-float-timeout.yaml": (5, "spec.emptyTimeout: Input should be a valid integer"),
+    "05-zero-empty-timeout.yaml": (5, "spec.emptyTimeout"),
+    "06-playout-order.yaml": (4, "minPlayoutDelay (500) is greater than maxPlayoutDelay (100)"),
+    "07-duplicate-key.yaml": (6, "duplicate key 'metadata'"),
+    "08-unknown-kind.yaml": (2, "unknown kind 'Rooom' (did you mean 'Room'?)"),
+    "09-unknown-version.yaml": (1, "unknown apiVersion 'roomctl.dev/v2'"),
+    "10-python-tag.yaml": (5, "unsupported YAML tag"),
+    "11-bad-yaml.yaml": (6, "invalid YAML"),
+    "12-long-name.yaml": (5, "room name is 257 bytes"),
+    "13-bad-permission-type.yaml": (7, "spec.participants[0].permission.canPublish"),
+    "14-unknown-permission.yaml": (7, "did you mean 'canPublish'?"),
+    "15-bad-source.yaml": (6, "spec.participants[0].permission.canPublishSources[0]"),
+    "16-bad-kind.yaml": (6, "spec.participants[0].kinds[0]"),
+    "17-bad-policy.yaml": (5, "spec.policy.recreate"),
+    "18-bad-lifecycle.yaml": (6, "spec.policy.lifecycle"),
+    "19-bad-ignore.yaml": (6, "spec.policy.ignore[0]"),
+    "20-agent-no-name.yaml": (6, "spec.agents[0].agentName: required field is missing"),
+    "21-agent-deployment.yaml": (7, "spec.agents[0].deployment"),
+    "22-remove-with-permission.yaml": (6, "remove: true cannot also set"),
+    "23-both-spellings.yaml": (4, "'emptyTimeout' and 'empty_timeout' are the same field"),
+    "24-bare-missing-name.yaml": (1, "name: required field is missing"),
+    "25-bare-unknown.yaml": (2, "max_participant: unknown field (did you mean 'maxParticipants'?)"),
+    "26-not-a-mapping.yaml": (1, "a manifest must be a mapping"),
+    "27-missing-metadata.yaml": (1, "metadata: required field is missing"),
+    "28-huge-timeout.yaml": (5, "less than or equal to 4294967295"),
+    "29-tags-not-strings.yaml": (6, "spec.tags.team"),
+    "30-bad-policy-observe.yaml": (6, "spec.policy.observeOnly"),
+    "31-attributes-not-map.yaml": (6, "spec.participants[0].attributes"),
+    "32-unknown-top-level.yaml": (4, "specs: unknown field (did you mean 'spec'?)"),
+    "33-metadata-labels-typo.yaml": (3, "metadata.lables: unknown field (did you mean 'labels'?)"),
+    "34-not-utf8.yaml": (3, "file is not UTF-8"),
+    "35-alias-bomb.yaml": (1, "expands to more than"),
+    "36-metadata-too-big.yaml": (5, "metadata is 524289 bytes"),
+    "dup": (1, "room 'same' is already declared at"),
+}
+
+
+def test_corpus_is_complete() -> None:
+    assert {p.name for p in BAD.iterdir()} == set(EXPECTED)
+    assert len(EXPECTED) >= 30
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_bad_input_names_file_and_line_and_sends_nothing(
+    name: str, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LIVEKIT_URL", sandbox.url)
+    monkeypatch.setenv("LIVEKIT_API_KEY", "devkey")
+    monkeypatch.setenv("LIVEKIT_API_SECRET", "secret")
+    path = BAD / name
+    line, message = EXPECTED[name]
+    code = main(["diff", str(path)])
+    err = capsys.readouterr().err
+    assert code == 1
+    shown = str(path / "b.yaml") if path.is_dir() else str(path)
+    error_lines = [x for x in err.splitlines() if x.startswith("error: ")]
+    assert any(x.startswith(f"error: {shown}:{line}:") and message in x for x in error_lines), err
+    assert sandbox.counts() == {}, "no request may reach the server"
