@@ -280,7 +280,7 @@ class Sandbox:
 
     def _test_call(self, verb: str, path: str, data: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         lk = self.livekit
-        lk.expire()
+        lk.expire(force=True)
         if path == "/sandbox" and verb == "GET":
             return 200, {"note": "roomctl sandbox test API; not part of LiveKit", "endpoints": TEST_ENDPOINTS}
         if path == "/sandbox/join" and verb == "POST":
@@ -317,7 +317,7 @@ class Sandbox:
             return 200, {"track": protojson.encode(track)}
         if path == "/sandbox/clock" and verb == "POST":
             self.clock.advance(float(data.get("advance", 0)))
-            lk.expire()
+            lk.expire(force=True)
             self.dirty = True
             return 200, {"now": self.clock.now()}
         if path == "/sandbox/requests":

@@ -57,7 +57,41 @@ def _jwt_error_text(exc: jwt.PyJWTError) -> str:
     return "token is malformed"
 
 
+_VERIFIED: dict[tuple[str, str], Claims] = {}
+
+
 def verify(token: str, keys: dict[str, str], now: float) -> Claims:
+    """Check a token as the server does. A token seen before under the same key is not parsed
+    again, only its times are re-checked: clients reuse tokens, and HS256 parsing dominates."""
+    issuer_guess = _VERIFIED_ISSUER.get(token)
+    if issuer_guess is not None and issuer_guess in keys:
+        cached = _VERIFIED.get((token, keys[issuer_guess]))
+        if cached is not None:
+            _check_times(cached.raw, now)
+            return cached
+    claims = _verify_fully(token, keys, now)
+    if len(_VERIFIED) > 4096:
+        _VERIFIED.clear()
+        _VERIFIED_ISSUER.clear()
+    issuer = str(claims.raw["iss"])
+    _VERIFIED[(token, keys[issuer])] = claims
+    _VERIFIED_ISSUER[token] = issuer
+    return claims
+
+
+_VERIFIED_ISSUER: dict[str, str] = {}
+
+
+def _check_times(claims: dict[str, Any], now: float) -> None:
+    exp = claims.get("exp")
+    if not isinstance(exp, int | float) or now > exp + LEEWAY_SECONDS:
+        raise MiddlewareAuthError("invalid authorization token: token has invalid claims: token is expired")
+    nbf = claims.get("nbf")
+    if isinstance(nbf, int | float) and now < nbf - LEEWAY_SECONDS:
+        raise MiddlewareAuthError("invalid authorization token: token has invalid claims: token is not valid yet")
+
+
+def _verify_fully(token: str, keys: dict[str, str], now: float) -> Claims:
     try:
         header = jwt.get_unverified_header(token)
         unverified = jwt.decode(token, options={"verify_signature": False})

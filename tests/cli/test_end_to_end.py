@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import jwt
-import pytest
 from livekit import api
 
 from tests.support.server import SandboxServer
