@@ -19,6 +19,7 @@ import pytest
 from tests.support.server import SandboxServer
 from tests.support.tokens import mint
 
+
 def _conformance_dir() -> Path:
     """shared/conformance beside the checkout (where CI and developers have it)."""
     for parent in Path(__file__).resolve().parents:
