@@ -166,7 +166,8 @@ class Sandbox:
 
     async def _twirp(self, scope: Scope, path: str, headers: dict[str, str], receive: Receive, send: Send) -> None:
         verb = scope["method"]
-        method_key = path[len("/twirp/livekit.") :] if path.startswith("/twirp/livekit.") else path
+        # "RoomService.ListRooms": the key of request counts and of per-method faults.
+        method_key = (path[len("/twirp/livekit.") :] if path.startswith("/twirp/livekit.") else path).replace("/", ".")
         self.requests[method_key] += 1
         if not await self._apply_faults(method_key, send):
             return
