@@ -161,8 +161,8 @@ class ServerRef(Strict):
     secret_name: str
 
 
-class RoomSpec(Strict):
-    """A LiveKit RoomConfiguration plus participant rules and policies."""
+class RoomConfigurationFields(Strict):
+    """LiveKit's RoomConfiguration fields, shared by a Room's spec and a bare configuration document."""
 
     name: str | None = None
     empty_timeout: PositiveUInt32 | None = None
@@ -175,9 +175,6 @@ class RoomSpec(Strict):
     egress: dict[str, Any] | None = None
     tags: dict[str, str] | None = None
     agents: list[AgentDispatchSpec] | None = None
-    participants: list[ParticipantRule] = Field(default_factory=list)
-    policy: Policy = Field(default_factory=Policy)
-    server_ref: ServerRef | None = None
 
     @field_validator("metadata", mode="before")
     @classmethod
@@ -192,7 +189,7 @@ class RoomSpec(Strict):
         return _check_bytes(value, MAX_NAME_BYTES, "room name")
 
     @model_validator(mode="after")
-    def _playout(self) -> RoomSpec:
+    def _playout(self) -> RoomConfigurationFields:
         if (
             self.min_playout_delay is not None
             and self.max_playout_delay is not None
@@ -203,6 +200,14 @@ class RoomSpec(Strict):
                 f"minPlayoutDelay ({self.min_playout_delay}) is greater than maxPlayoutDelay ({self.max_playout_delay})"
             )
         return self
+
+
+class RoomSpec(RoomConfigurationFields):
+    """A LiveKit RoomConfiguration plus participant rules and policies."""
+
+    participants: list[ParticipantRule] = Field(default_factory=list)
+    policy: Policy = Field(default_factory=Policy)
+    server_ref: ServerRef | None = None
 
 
 class ObjectMeta(Strict):
@@ -223,25 +228,10 @@ class RoomManifest(Strict):
         return self.spec.name or self.metadata.name
 
 
-class BareRoomConfiguration(Strict):
-    """A document with no apiVersion/kind: LiveKit's RoomConfiguration as-is."""
+class BareRoomConfiguration(RoomConfigurationFields):
+    """A document with no apiVersion/kind: LiveKit's RoomConfiguration as-is (a name is required)."""
 
-    name: Annotated[str, Field(min_length=1)]
-    empty_timeout: PositiveUInt32 | None = None
-    departure_timeout: PositiveUInt32 | None = None
-    max_participants: UInt32 | None = None
-    metadata: str | None = None
-    egress: dict[str, Any] | None = None
-    min_playout_delay: UInt32 | None = None
-    max_playout_delay: UInt32 | None = None
-    sync_streams: bool | None = None
-    agents: list[AgentDispatchSpec] | None = None
-    tags: dict[str, str] | None = None
-
-    @field_validator("metadata", mode="before")
-    @classmethod
-    def _metadata(cls, value: Any) -> Any:
-        return _metadata_text(value)
+    name: str
 
     def to_manifest(self) -> RoomManifest:
         spec = RoomSpec.model_validate(self.model_dump(exclude_none=True))

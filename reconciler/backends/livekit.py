@@ -74,11 +74,6 @@ class LiveKitBackend:
         result = await self.twirp.call("RoomService", "ListParticipants", {"room": room}, room)
         return [ObservedParticipant.from_json(p) for p in result.get("participants", [])]
 
-    async def list_participants_raw(self, room: str) -> list[dict[str, Any]]:
-        result = await self.twirp.call("RoomService", "ListParticipants", {"room": room}, room)
-        participants: list[dict[str, Any]] = result.get("participants", [])
-        return participants
-
     async def list_dispatches(self, room: str) -> list[ObservedDispatch]:
         result = await self.twirp.call("AgentDispatchService", "ListDispatch", {"room": room}, room)
         return [ObservedDispatch.from_json(d) for d in result.get("agent_dispatches", [])]

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..backends.livekit import LiveKitBackend
-from ..manifests import ManifestError, load_manifests
-from ..model import DesiredRoom
+from ..manifests import ManifestError
 from ..sandbox import DEFAULT_API_KEY, DEFAULT_API_SECRET, EMBEDDED_URL, EmbeddedTransport, Sandbox, SandboxConfig
 
 EMBEDDED_STATE = Path(".roomctl") / "sandbox.json"
@@ -44,11 +43,6 @@ def setup_logging(args: argparse.Namespace) -> None:
     # httpx logs every request at INFO with the URL only; that is the "request log" of -v.
     logging.getLogger("httpx").setLevel(logging.INFO if args.verbose >= 1 else logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
-
-
-def load(paths: list[str]) -> list[DesiredRoom]:
-    """Load manifests; ManifestError propagates to `report_manifest_error`."""
-    return load_manifests(paths)
 
 
 def report_manifest_error(exc: ManifestError) -> int:

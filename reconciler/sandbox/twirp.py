@@ -11,7 +11,6 @@ from typing import Any
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 from google.protobuf.message import Message
 from livekit.protocol import agent_dispatch as dispatch_pb
-from livekit.protocol import models as models_pb
 from livekit.protocol import room as room_pb
 
 from . import protojson
@@ -222,6 +221,3 @@ async def invoke(
             await asyncio.sleep(delay)
         raise TwirpError.psrpc("unavailable", "no response from servers") from None
 
-
-def participant_json(p: models_pb.ParticipantInfo) -> dict[str, Any]:
-    return protojson.encode(p)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -215,7 +214,5 @@ def test_replay_matches_real_server(sandbox: SandboxServer, recording: str) -> N
                 f"{vid}: got {response.status_code} {actual_type} {json.dumps(normalize(actual_body))[:600]}\n"
                 f"   want {expected['status']} {expected['content_type']} {json.dumps(expected['body'])[:600]}"
             )
-        if vid == "p-list-rooms-late":
-            time.sleep(0)  # the real recording waited 6 s for the 5 s refresh; the sandbox is fresh at once
     assert not mismatches, "\n".join(mismatches)
     assert known_seen == {k for k in KNOWN_DIFFERENCES if any(v["id"] == k for v in vectors)}
