@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 API_VERSION = "roomctl.dev/v1alpha1"
@@ -17,10 +17,19 @@ MAX_NAME_BYTES = 256
 MAX_METADATA_BYTES = 512 * 1024
 MAX_ATTRIBUTES_BYTES = 64 * 1024
 UINT32_MAX = 4_294_967_295
+# Bounds that keep the CRD's CEL rules (unique agent names) within the API server's cost budget.
+MAX_AGENTS = 64
+MAX_AGENT_NAME = 256
 
 # Strict: a string or a float is an error, not silently coerced.
 UInt32 = Annotated[int, Field(strict=True, ge=0, le=UINT32_MAX)]
 PositiveUInt32 = Annotated[int, Field(strict=True, ge=1, le=UINT32_MAX)]
+
+# Metadata is a string on the wire; a manifest may give a mapping, stored as canonical JSON.
+JsonText = Annotated[str, WithJsonSchema({
+    "anyOf": [{"type": "string"}, {"type": "object"}],
+    "description": "A string; a mapping is stored as canonical JSON (sorted keys, compact).",
+})]
 
 TrackSourceName = Literal["CAMERA", "MICROPHONE", "SCREEN_SHARE", "SCREEN_SHARE_AUDIO"]
 ParticipantKindName = Literal["STANDARD", "INGRESS", "EGRESS", "SIP", "AGENT", "CONNECTOR", "BRIDGE"]
@@ -98,7 +107,7 @@ class ParticipantRule(Strict):
     identity: str = "*"
     kinds: list[ParticipantKindName] = Field(default_factory=lambda: list[ParticipantKindName](["STANDARD"]))
     permission: Permission | None = None
-    metadata: str | None = None
+    metadata: JsonText | None = None
     name: str | None = None
     attributes: dict[str, str | None] | None = None
     remove: bool = False
@@ -126,8 +135,8 @@ class ParticipantRule(Strict):
 
 
 class AgentDispatchSpec(Strict):
-    agent_name: str
-    metadata: str = ""
+    agent_name: Annotated[str, Field(max_length=MAX_AGENT_NAME)]
+    metadata: JsonText = ""
     deployment: str = ""
     attributes: dict[str, str] = Field(default_factory=dict)
 
@@ -168,13 +177,13 @@ class RoomConfigurationFields(Strict):
     empty_timeout: PositiveUInt32 | None = None
     departure_timeout: PositiveUInt32 | None = None
     max_participants: UInt32 | None = None
-    metadata: str | None = None
+    metadata: JsonText | None = None
     min_playout_delay: UInt32 | None = None
     max_playout_delay: UInt32 | None = None
     sync_streams: bool | None = None
     egress: dict[str, Any] | None = None
     tags: dict[str, str] | None = None
-    agents: list[AgentDispatchSpec] | None = None
+    agents: Annotated[list[AgentDispatchSpec], Field(max_length=MAX_AGENTS)] | None = None
 
     @field_validator("metadata", mode="before")
     @classmethod
@@ -187,6 +196,16 @@ class RoomConfigurationFields(Strict):
         if value is not None and not value:
             raise ValueError("room name must not be empty")
         return _check_bytes(value, MAX_NAME_BYTES, "room name")
+
+    @field_validator("agents")
+    @classmethod
+    def _unique_agents(cls, value: list[AgentDispatchSpec] | None) -> list[AgentDispatchSpec] | None:
+        # One dispatch per agent name: two with the same name could never be told apart on the server.
+        names = [a.agent_name for a in value or []]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"agent names must be unique; repeated: {', '.join(repeated)}")
+        return value
 
     @model_validator(mode="after")
     def _playout(self) -> RoomConfigurationFields:

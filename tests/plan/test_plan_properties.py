@@ -37,7 +37,7 @@ spec = st.fixed_dictionaries({}, optional={
     "emptyTimeout": st.sampled_from([300, 600]),
     "maxParticipants": st.sampled_from([0, 5]),
     "metadata": st.sampled_from(["", "a", "b"]),
-    "agents": st.lists(agent, max_size=2),
+    "agents": st.lists(agent, max_size=2, unique_by=lambda a: a["agentName"]),
     "participants": st.lists(rule, max_size=3),
     "policy": st.fixed_dictionaries({}, optional={
         "recreate": st.sampled_from(["Never", "IfEmpty", "Always"]),

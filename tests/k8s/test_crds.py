@@ -1,0 +1,125 @@
+"""The generated CRDs: committed copies current, structural, and validating what they should."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from reconciler.crd import all_crds, crd_files
+from tests.support.crdcheck import schema_of, validate
+
+ROOT = Path(__file__).resolve().parents[2]
+ROOM_CRD = next(c for c in all_crds() if c["spec"]["names"]["kind"] == "Room")
+FORBIDDEN_KEYS = {"$ref", "$defs", "title", "anyOf", "oneOf", "allOf", "definitions", "const"}
+
+
+@pytest.mark.parametrize("folder", ["crds", "helm/roomctl/crds"])
+def test_committed_crds_are_the_generated_ones(folder: str) -> None:
+    generated = crd_files()
+    committed = {p.name: p.read_text(encoding="utf-8") for p in (ROOT / folder).glob("*.yaml")}
+    assert committed == generated, f"{folder}/ is stale: run `roomctl crds --write crds --write helm/roomctl/crds`"
+
+
+def _nodes(node: dict[str, Any], path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    found = [(path, node)]
+    for key, sub in node.get("properties", {}).items():
+        found += _nodes(sub, f"{path}.{key}")
+    if isinstance(node.get("items"), dict):
+        found += _nodes(node["items"], f"{path}[]")
+    if isinstance(node.get("additionalProperties"), dict):
+        found += _nodes(node["additionalProperties"], f"{path}{{}}")
+    return found
+
+
+@pytest.mark.parametrize("crd", all_crds(), ids=lambda c: c["metadata"]["name"])
+def test_schema_is_structural(crd: dict[str, Any]) -> None:
+    nodes = _nodes(schema_of(crd))
+    assert len(nodes) > 20
+    for path, node in nodes:
+        # Untyped only where Kubernetes allows it: a value kept as given (metadata: string or mapping).
+        assert "type" in node or node.get("x-kubernetes-preserve-unknown-fields") is True, f"{path} has no type"
+        assert not FORBIDDEN_KEYS & set(node), f"{path}: {FORBIDDEN_KEYS & set(node)}"
+        assert node.get("additionalProperties") is not False, path
+        assert node.get("format") not in {"uint32", "uint64", "uint"}, path
+        if node.get("type") == "integer" and path.split(".")[-1] in {"emptyTimeout", "departureTimeout",
+                                                                  "maxParticipants", "minPlayoutDelay"}:
+            assert node["minimum"] >= 0, path
+    text = yaml.safe_dump(crd)
+    assert "$ref" not in text and "additionalProperties: false" not in text
+
+
+@pytest.mark.parametrize("crd", all_crds(), ids=lambda c: c["metadata"]["name"])
+def test_crd_surface(crd: dict[str, Any]) -> None:
+    spec = crd["spec"]
+    version = spec["versions"][0]
+    assert spec["scope"] == "Namespaced" and spec["group"] == "roomctl.dev" and version["name"] == "v1alpha1"
+    assert version["subresources"] == {"status": {}}
+    assert "livekit" in spec["names"]["categories"] and spec["names"]["shortNames"]
+    columns = [c["name"] for c in version["additionalPrinterColumns"] if not c.get("priority")]
+    assert columns == ["Room", "Ready", "Participants", "Age"]
+    status = schema_of(crd)["properties"]["status"]["properties"]
+    assert {"observedGeneration", "roomSid", "numParticipants", "lastSyncTime", "drift", "conditions"} <= set(status)
+    condition = status["conditions"]["items"]
+    assert condition["required"] == ["type", "status", "lastTransitionTime", "reason", "message"]
+    assert set(condition["properties"]) == {"type", "status", "observedGeneration", "lastTransitionTime",
+                                            "reason", "message"}
+    assert condition["properties"]["status"]["enum"] == ["True", "False", "Unknown"]
+    assert status["conditions"]["x-kubernetes-list-map-keys"] == ["type"]
+
+
+def _example_objects(kind: str) -> list[dict[str, Any]]:
+    docs = []
+    for path in sorted((ROOT / "examples").rglob("*.yaml")):
+        docs += [d for d in yaml.safe_load_all(path.read_text()) if d and d.get("kind") == kind]
+    return docs
+
+
+def test_every_example_room_is_valid() -> None:
+    examples = _example_objects("Room")
+    assert len(examples) >= 5
+    for obj in examples:
+        assert validate(ROOM_CRD, obj) == [], obj["metadata"]["name"]
+
+
+def room(**spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "roomctl.dev/v1alpha1", "kind": "Room", "metadata": {"name": "r"}, "spec": spec}
+
+
+INVALID = {
+    "negative timeout": room(emptyTimeout=-5),
+    "zero emptyTimeout": room(emptyTimeout=0),
+    "string timeout": room(departureTimeout="60"),
+    "float participants": room(maxParticipants=1.5),
+    "unknown field": room(emptyTimout=60),
+    "snake_case in a CR": room(empty_timeout=60),
+    "bad lifecycle": room(policy={"lifecycle": "Forever"}),
+    "bad ignore field": room(policy={"ignore": ["egress"]}),
+    "agent without a name": room(agents=[{"metadata": "x"}]),
+    "permission not a bool": room(participants=[{"identity": "*", "permission": {"canPublish": "yes"}}]),
+    "bad participant kind": room(participants=[{"kinds": ["ROBOT"]}]),
+    "duplicate agent names (CEL)": room(agents=[{"agentName": "a"}, {"agentName": "a", "metadata": "x"}]),
+    "min > max playout (CEL)": room(minPlayoutDelay=500, maxPlayoutDelay=100),
+    "no spec": {"apiVersion": "roomctl.dev/v1alpha1", "kind": "Room", "metadata": {"name": "r"}},
+}
+
+
+@pytest.mark.parametrize("name", sorted(INVALID))
+def test_invalid_rooms_are_rejected(name: str) -> None:
+    assert validate(ROOM_CRD, INVALID[name]) != []
+
+
+def test_valid_edge_cases_pass() -> None:
+    assert validate(ROOM_CRD, room(minPlayoutDelay=500, maxPlayoutDelay=0)) == []
+    assert validate(ROOM_CRD, room(participants=[{"identity": "*", "attributes": {"gone": None}}])) == []
+    assert validate(ROOM_CRD, room(egress={"room": {"roomName": "x", "anything": [1, 2]}})) == []
+
+
+def test_room_name_is_immutable() -> None:
+    old = room(name="alpha")
+    assert validate(ROOM_CRD, room(name="alpha", metadata="x"), old=old) == []
+    assert any("immutable" in e for e in validate(ROOM_CRD, room(name="beta"), old=old))
+    assert any("immutable" in e for e in validate(ROOM_CRD, room(), old=old))
+    assert any("immutable" in e for e in validate(ROOM_CRD, room(name="x"), old=room()))
