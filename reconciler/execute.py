@@ -22,6 +22,7 @@ class ActionResult:
     error: str = ""
     sid: str = ""  # the new room sid after a create or re-create
     note: str = ""
+    cause: BackendError | None = None  # the server error behind a failure (the operator maps it to a retry)
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ async def execute(
             try:
                 result = await perform(backend, action)
             except BackendError as exc:
-                result = ActionResult(action, False, error=str(exc))
+                result = ActionResult(action, False, error=str(exc), cause=exc)
             except Exception as exc:  # a bug must not hide the other results
                 log.exception("unexpected error in %s %s", action.kind, action.room)
                 result = ActionResult(action, False, error=f"internal error: {type(exc).__name__}")

@@ -14,7 +14,7 @@ from ..model import DesiredRoom
 from ..observed import ObservedDispatch, ObservedParticipant, ObservedRoom, ObservedState
 from ..plan import needs_dispatches, needs_participants
 from .errors import NotFound
-from .twirp import RetryPolicy, TwirpClient
+from .twirp import CallObserver, RetryPolicy, TwirpClient
 
 T = TypeVar("T")
 LIST_CHUNK = 2000  # names per ListRooms; keeps a request far below the 10 MiB body limit
@@ -31,12 +31,13 @@ class LiveKitBackend:
         timeout: float = 10.0,
         retry: RetryPolicy | None = None,
         concurrency: int = 16,
+        on_call: CallObserver | None = None,
     ) -> None:
         self.url = url
         self.concurrency = concurrency
         self.tokens = TokenSource(api_key, api_secret)
         self.twirp = TwirpClient(url, self.tokens, transport=transport, timeout=timeout, retry=retry,
-                                 max_connections=max(concurrency, 4))
+                                 max_connections=max(concurrency, 4), on_call=on_call)
 
     def __repr__(self) -> str:
         return f"LiveKitBackend(url={self.url!r})"

@@ -6,6 +6,8 @@ import asyncio
 import json
 import logging
 import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +27,9 @@ from .errors import (
 )
 
 log = logging.getLogger("roomctl.twirp")
+
+# Called after every HTTP attempt with (method, seconds, outcome): "ok" or the error class name.
+CallObserver = Callable[[str, float, str], None]
 
 # Methods routed over psrpc to the room/participant topic: the server honours X-Twirp-Timeout-Ms.
 ROUTED = frozenset(
@@ -87,7 +92,9 @@ class TwirpClient:
         timeout: float = 10.0,
         retry: RetryPolicy | None = None,
         max_connections: int = 32,
+        on_call: CallObserver | None = None,
     ) -> None:
+        self.on_call = on_call
         self.base_url = base_url.rstrip("/")
         if self.base_url.startswith("ws"):
             self.base_url = "http" + self.base_url[2:]
@@ -118,10 +125,12 @@ class TwirpClient:
                 headers["X-Twirp-Timeout-Ms"] = str(int(self.timeout * 1000))
             self.calls[method] = self.calls.get(method, 0) + 1
             log.debug("POST %s/%s room=%s attempt=%d", service, method, room, attempt + 1)
+            started = time.monotonic()
             try:
                 response = await self.client.post(url, content=payload, headers=headers)
                 if response.status_code == 200:
                     result: dict[str, Any] = response.json()
+                    self._observe(method, started, "ok")
                     return result
                 error: BackendError = _map_error(response)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
@@ -130,6 +139,7 @@ class TwirpClient:
                 error = TransportFailure("no free connection in the pool", sent=False)
             except httpx.TransportError as exc:
                 error = TransportFailure(f"no answer from {self.base_url}: {type(exc).__name__}", sent=True)
+            self._observe(method, started, type(error).__name__)
             attempt += 1
             if not self._should_retry(method, error, attempt):
                 raise error
@@ -138,6 +148,10 @@ class TwirpClient:
                 delay = min(error.retry_after, self.retry.max_retry_after)
             log.info("%s failed (%s); retry %d in %.2fs", method, error, attempt, delay)
             await asyncio.sleep(delay)
+
+    def _observe(self, method: str, started: float, outcome: str) -> None:
+        if self.on_call is not None:
+            self.on_call(method, time.monotonic() - started, outcome)
 
     def _should_retry(self, method: str, error: BackendError, attempt: int) -> bool:
         if attempt >= self.retry.attempts or not error.retryable:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import apply, crds, diff, export, sandbox, schema, token, validate
+from . import apply, crds, diff, export, operator, sandbox, schema, token, validate
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,7 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("-q", "--quiet", action="store_true", help="only errors")
     parser = argparse.ArgumentParser(prog="roomctl", description="Make LiveKit rooms match your manifests.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (validate, diff, apply, export, token, sandbox, crds, schema):
+    for module in (validate, diff, apply, export, token, sandbox, operator, crds, schema):
         module.register(sub, common)
     return parser
 

@@ -1,0 +1,58 @@
+"""`roomctl operator`: the Kubernetes operator (kopf) reconciling Room objects."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+
+from .common import UsageError
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    parser = sub.add_parser("operator", help="run the Kubernetes operator for Room objects", parents=[common])
+    parser.add_argument("-n", "--namespace", action="append", default=[], metavar="NS",
+                        help="watch this namespace (repeatable; globs allowed); default: all namespaces")
+    parser.add_argument("--sync-interval", type=float, default=60.0, metavar="SECONDS",
+                        help="drift sweep interval: one ListRooms per server per interval (default 60)")
+    parser.add_argument("--status-refresh", type=float, default=300.0, metavar="SECONDS",
+                        help="rewrite an unchanged status (lastSyncTime) at most this often (default 300)")
+    parser.add_argument("--liveness", default="http://0.0.0.0:8080/healthz", metavar="URL",
+                        help="liveness endpoint (default http://0.0.0.0:8080/healthz; '' disables)")
+    parser.add_argument("--metrics-port", type=int, default=9090, help="Prometheus /metrics port (0 disables)")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds per LiveKit request (default 10)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..operator.handlers import OperatorConfig
+    from ..operator.handlers import run as run_operator
+    from ..operator.servers import credentials_from_env
+
+    try:
+        if args.sync_interval < 1:
+            raise UsageError("--sync-interval must be at least 1 second")
+        try:
+            default = credentials_from_env()
+        except OSError as exc:
+            raise UsageError(f"cannot read LIVEKIT_API_SECRET_FILE: {exc.strerror}") from None
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if default is None:
+        logging.getLogger("roomctl.operator").warning(
+            "no LIVEKIT_URL: only Rooms with spec.serverRef.secretName can be reconciled")
+    config = OperatorConfig(
+        namespaces=tuple(args.namespace),
+        sync_interval=args.sync_interval,
+        status_refresh=args.status_refresh,
+        liveness_endpoint=args.liveness or None,
+        metrics_port=args.metrics_port or None,
+        default_credentials=default,
+        request_timeout=args.timeout,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_operator(config))
+    return 0

@@ -1,0 +1,335 @@
+"""The operator's decisions, pure: one Room object + what the server showed -> actions, then
+results -> status patch + events + how to retry. No kopf, no I/O, no clock (time is passed in).
+
+The kopf handlers and the sweep only gather inputs and carry out what these functions return,
+so every rule here is tested without a cluster (kubernetes-testing.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from ..backends.errors import AuthFailed, BackendError, InvalidArgument, NotFound, RateLimited
+from ..execute import ActionResult
+from ..model import API_VERSION, DesiredRoom, RoomManifest
+from ..observed import ObservedRoom
+from ..plan import Action, ActionKind, Drift, DriftReason, RoomPlan, plan_room
+
+Retry = Literal["none", "temporary", "permanent"]
+EventType = Literal["Normal", "Warning"]
+
+# Stable event reasons: users alert on these, so they never change once released.
+ROOM_CREATED = "RoomCreated"
+ROOM_RECREATED = "RoomRecreated"
+METADATA_UPDATED = "MetadataUpdated"
+PARTICIPANT_UPDATED = "ParticipantUpdated"
+PARTICIPANT_REMOVED = "ParticipantRemoved"
+DISPATCH_CREATED = "AgentDispatched"
+DISPATCH_DELETED = "AgentDispatchDeleted"
+DRIFT_DETECTED = "DriftDetected"
+REQUIRES_RECREATE = "RequiresRecreate"
+SYNC_FAILED = "SyncFailed"
+ROOM_DELETED = "RoomDeleted"
+ROOM_ORPHANED = "RoomOrphaned"
+
+_ACTION_EVENTS = {
+    ActionKind.CREATE_ROOM: ROOM_CREATED,
+    ActionKind.RECREATE_ROOM: ROOM_RECREATED,
+    ActionKind.UPDATE_ROOM_METADATA: METADATA_UPDATED,
+    ActionKind.UPDATE_PARTICIPANT: PARTICIPANT_UPDATED,
+    ActionKind.REMOVE_PARTICIPANT: PARTICIPANT_REMOVED,
+    ActionKind.CREATE_DISPATCH: DISPATCH_CREATED,
+    ActionKind.DELETE_DISPATCH: DISPATCH_DELETED,
+    ActionKind.DELETE_ROOM: ROOM_DELETED,
+}
+_RECREATE_REASONS = {DriftReason.RECREATE_NEVER, DriftReason.RECREATE_OCCUPIED}
+
+
+@dataclass(frozen=True)
+class RoomObject:
+    """What the operator knows about one Room custom resource."""
+
+    namespace: str
+    name: str
+    spec: Mapping[str, Any]
+    status: Mapping[str, Any] = field(default_factory=dict)
+    generation: int = 0
+    uid: str = ""
+    kind: str = "Room"
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def source(self) -> str:
+        return f"{self.kind.lower()}s/{self.namespace}/{self.name}"
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> RoomObject:
+        meta = body.get("metadata", {})
+        return cls(
+            namespace=str(meta.get("namespace", "")),
+            name=str(meta.get("name", "")),
+            spec=dict(body.get("spec") or {}),
+            status=dict(body.get("status") or {}),
+            generation=int(meta.get("generation") or 0),
+            uid=str(meta.get("uid", "")),
+            kind=str(body.get("kind") or "Room"),
+        )
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a reconcile could not complete; `reason` is the Ready condition's reason."""
+
+    reason: str
+    message: str
+    retry: Retry
+    delay: float = 30.0
+
+
+@dataclass(frozen=True)
+class Event:
+    type: EventType
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: dict[str, Any]
+    events: tuple[Event, ...]
+    failure: Failure | None = None
+
+    @property
+    def retry(self) -> Retry:
+        return self.failure.retry if self.failure else "none"
+
+
+class InvalidSpec(Exception):
+    """The object's spec does not validate: one line naming the field."""
+
+
+def desired_room(obj: RoomObject) -> DesiredRoom:
+    """The Room object as the CLI's DesiredRoom, validated by the same models."""
+    document = {"apiVersion": API_VERSION, "kind": "Room",
+                "metadata": {"name": obj.name, "namespace": obj.namespace}, "spec": dict(obj.spec)}
+    try:
+        manifest = RoomManifest.model_validate(document)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InvalidSpec(f"{where}: {first['msg']}") from None
+    return DesiredRoom(manifest, obj.source, 0)
+
+
+def failure_for(exc: BaseException) -> Failure:
+    """Server errors as retry decisions (DESIGN §3 "Failures")."""
+    if isinstance(exc, InvalidSpec):
+        return Failure("InvalidSpec", str(exc), "permanent")
+    if isinstance(exc, CredentialsError):
+        return Failure("CredentialsUnavailable", str(exc), "permanent")
+    if isinstance(exc, AuthFailed):
+        return Failure("AuthFailed", f"the server refused the credentials: {exc}", "permanent")
+    if isinstance(exc, InvalidArgument | NotFound):
+        return Failure("ServerRejected", str(exc), "permanent")
+    if isinstance(exc, RateLimited):
+        return Failure("RateLimited", str(exc), "temporary", exc.retry_after or 30.0)
+    if isinstance(exc, BackendError):
+        return Failure("ServerUnavailable", str(exc), "temporary", 30.0)
+    return Failure("InternalError", f"{type(exc).__name__}", "temporary", 60.0)
+
+
+class CredentialsError(Exception):
+    """The server credentials could not be read (missing Secret, missing key): one clear line."""
+
+
+# ---- conditions ---------------------------------------------------------------------------------
+
+
+def condition(previous: Sequence[Mapping[str, Any]], type_: str, status: bool, reason: str, message: str,
+              generation: int, now: str) -> dict[str, Any]:
+    """A metav1.Condition; lastTransitionTime moves only when the status itself changes."""
+    value = "True" if status else "False"
+    old = next((c for c in previous if c.get("type") == type_), None)
+    since = old["lastTransitionTime"] if old and old.get("status") == value and old.get("lastTransitionTime") else now
+    return {"type": type_, "status": value, "observedGeneration": generation, "lastTransitionTime": since,
+            "reason": reason, "message": message[:32768]}
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else str(value)
+
+
+def _drift_entry(drift: Drift) -> dict[str, str]:
+    return {"field": drift.field, "observed": _text(drift.observed), "desired": _text(drift.desired),
+            "reason": str(drift.reason), "detail": drift.detail}
+
+
+# ---- the two decisions --------------------------------------------------------------------------
+
+
+def decide(desired: DesiredRoom, observed: ObservedRoom | None) -> RoomPlan:
+    """What to do for one Room: exactly the CLI's plan for that room."""
+    return plan_room(desired, observed)
+
+
+def conclude(
+    obj: RoomObject,
+    desired: DesiredRoom,
+    room_plan: RoomPlan,
+    observed: ObservedRoom | None,
+    results: Sequence[ActionResult],
+    now: str,
+) -> Outcome:
+    """Status and events once the plan's actions ran (results empty when there were none)."""
+    previous = obj.status.get("conditions") or []
+    events: list[Event] = []
+    sid = observed.sid if observed else ""
+    participants = observed.num_participants if observed else 0
+    failed = [r for r in results if not r.ok]
+    for result in results:
+        if not result.ok:
+            continue
+        action = result.action
+        if action.kind in (ActionKind.CREATE_ROOM, ActionKind.RECREATE_ROOM):
+            sid = result.sid or sid
+            participants = 0
+        events.append(Event("Normal", _ACTION_EVENTS[action.kind], _describe(action, result)))
+
+    drifts = [_drift_entry(d) for d in room_plan.drifts]
+    old_drift = obj.status.get("drift") or []
+    if drifts and drifts != old_drift:
+        # Events only for drift that is new since the last status: a sweep must not repeat them.
+        fresh = [d for d in room_plan.drifts if _drift_entry(d) not in old_drift]
+        for reason_group, event_reason in ((True, REQUIRES_RECREATE), (False, DRIFT_DETECTED)):
+            group = [d for d in fresh if (d.reason in _RECREATE_REASONS) == reason_group]
+            if group:
+                events.append(Event("Warning", event_reason,
+                                    "; ".join(f"{d.field}: {_text(d.observed)!r} -> {_text(d.desired)!r} ({d.detail})"
+                                              for d in group)))
+
+    generation = obj.generation
+    if failed:
+        message = "; ".join(f"{r.action.kind}: {r.error}" for r in failed)
+        failure = _failure_from_results(failed)
+        events.append(Event("Warning", SYNC_FAILED, message))
+        ready = condition(previous, "Ready", False, failure.reason, message, generation, now)
+        synced = condition(previous, "Synced", False, SYNC_FAILED, message, generation, now)
+    else:
+        failure = None
+        exists = bool(sid)
+        lifecycle = desired.spec.policy.lifecycle
+        if exists:
+            ready = condition(previous, "Ready", True, "RoomReady", f"room {desired.name!r} is live ({sid})",
+                              generation, now)
+        elif lifecycle == "OnDemand":
+            ready = condition(previous, "Ready", True, "OnDemand",
+                              f"room {desired.name!r} does not exist; policy.lifecycle OnDemand: the first join "
+                              "creates it", generation, now)
+        else:
+            ready = condition(previous, "Ready", False, "RoomAbsent",
+                              f"room {desired.name!r} does not exist and policy.observeOnly prevents creating it",
+                              generation, now)
+        if drifts:
+            reason = ("RequiresRecreate" if any(d.reason in _RECREATE_REASONS for d in room_plan.drifts)
+                      else "ObserveOnly" if all(d.reason == DriftReason.OBSERVE_ONLY for d in room_plan.drifts)
+                      else "Drift")
+            synced = condition(previous, "Synced", False, reason,
+                               f"{len(drifts)} difference(s) not applied; see status.drift", generation, now)
+        else:
+            synced = condition(previous, "Synced", True, "InSync", "the room matches the spec", generation, now)
+    status = {
+        "observedGeneration": generation,
+        "roomName": desired.name,
+        "roomSid": sid,
+        "numParticipants": participants,
+        "lastSyncTime": now,
+        "drift": drifts,
+        "conditions": [ready, synced],
+    }
+    return Outcome(status, tuple(events), failure)
+
+
+def _failure_from_results(failed: Sequence[ActionResult]) -> Failure:
+    cause = next((r.cause for r in failed if r.cause is not None), None)
+    message = "; ".join(f"{r.action.kind}: {r.error}" for r in failed)
+    if cause is None:
+        return Failure("SyncFailed", message, "temporary", 30.0)
+    found = failure_for(cause)
+    return Failure(found.reason, message, found.retry, found.delay)
+
+
+def failed(obj: RoomObject, failure: Failure, now: str, room_name: str = "") -> Outcome:
+    """The status when nothing could be planned (bad spec, bad secret, server down)."""
+    previous = obj.status.get("conditions") or []
+    status: dict[str, Any] = dict(obj.status)
+    status.pop("conditions", None)
+    status.update({
+        "observedGeneration": obj.generation,
+        "conditions": [
+            condition(previous, "Ready", False, failure.reason, failure.message, obj.generation, now),
+            condition(previous, "Synced", False, failure.reason, failure.message, obj.generation, now),
+        ],
+    })
+    if room_name:
+        status["roomName"] = room_name
+    return Outcome(status, (Event("Warning", SYNC_FAILED, f"{failure.reason}: {failure.message}"),), failure)
+
+
+def _describe(action: Action, result: ActionResult) -> str:
+    kind = action.kind
+    if kind == ActionKind.CREATE_ROOM:
+        return f"created room {action.room!r} ({result.sid})"
+    if kind == ActionKind.RECREATE_ROOM:
+        changed = ", ".join(f"{c.field} {_text(c.old)} -> {_text(c.new)}" for c in action.changes)
+        return f"re-created room {action.room!r}: {action.old_sid} -> {result.sid} ({changed})"
+    if kind == ActionKind.UPDATE_ROOM_METADATA:
+        return f"updated the metadata of room {action.room!r}"
+    if kind in (ActionKind.UPDATE_PARTICIPANT, ActionKind.REMOVE_PARTICIPANT):
+        verb = "updated" if kind == ActionKind.UPDATE_PARTICIPANT else "removed"
+        return f"{verb} participant {action.target!r} in room {action.room!r}"
+    if kind == ActionKind.CREATE_DISPATCH:
+        return f"dispatched agent {action.request.get('agent_name', '')!r} to room {action.room!r}"
+    if kind == ActionKind.DELETE_DISPATCH:
+        return f"deleted agent dispatch {action.target} in room {action.room!r}"
+    return f"deleted room {action.room!r}"
+
+
+# ---- deletion -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeletionPlan:
+    action: Action | None
+    event: Event
+
+
+def decide_deletion(desired: DesiredRoom, observed: ObservedRoom | None) -> DeletionPlan:
+    """Deleting the object deletes its room unless `policy.deletion: Orphan` (DESIGN §3 "Operator").
+    observeOnly changes nothing, so it also leaves the room."""
+    policy = desired.spec.policy
+    name = desired.name
+    if policy.deletion == "Orphan" or policy.observe_only:
+        why = "policy.deletion is Orphan" if policy.deletion == "Orphan" else "policy.observeOnly is set"
+        return DeletionPlan(None, Event("Normal", ROOM_ORPHANED, f"left room {name!r} on the server: {why}"))
+    if observed is None:
+        return DeletionPlan(None, Event("Normal", ROOM_DELETED, f"room {name!r} was already gone"))
+    action = Action(ActionKind.DELETE_ROOM, name, (), {"room": name}, old_sid=observed.sid)
+    return DeletionPlan(action, Event("Normal", ROOM_DELETED, f"deleted room {name!r} ({observed.sid})"))
+
+
+def status_changed(old: Mapping[str, Any], new: Mapping[str, Any], seconds_since_sync: float | None,
+                   refresh_after: float) -> bool:
+    """Whether the sweep should write the status: anything but lastSyncTime differs, or that is stale.
+    Writing 1,000 identical statuses every interval would only load the API server."""
+    keys = set(old) | set(new)
+    if any(old.get(k) != new.get(k) for k in keys if k != "lastSyncTime"):
+        return True
+    return seconds_since_sync is None or seconds_since_sync >= refresh_after

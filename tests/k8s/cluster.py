@@ -1,0 +1,136 @@
+"""kmock as the Kubernetes API for the real kopf loop, with the three workarounds of
+kubernetes-testing.md, and the operator running in the test's own event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import kmock
+import yaml
+
+from reconciler.operator.handlers import OperatorConfig, OperatorState, run
+from reconciler.operator.servers import Credentials
+from reconciler.sandbox import DEFAULT_API_KEY, DEFAULT_API_SECRET
+
+ROOMS = "roomctl.dev/v1alpha1/rooms"
+ROOMS_RESOURCE = kmock.resource(ROOMS)  # `in kmock.objects` needs the parsed resource, not the string
+_versions = itertools.count(1000)
+
+
+@dataclass
+class Cluster:
+    mock: kmock.KubernetesEmulator
+    api: httpx.AsyncClient
+    state: OperatorState
+
+    async def apply(self, name: str, spec: dict[str, Any], namespace: str = "default") -> None:
+        """Create, or replace the spec and bump the generation (what the API server would do)."""
+        current = self.get(name, namespace)
+        if current is not None:
+            generation = int(current["metadata"].get("generation", 1)) + 1
+            body = {"spec": spec, "metadata": {"generation": generation, "resourceVersion": str(next(_versions))}}
+            r = await self.api.patch(f"/apis/roomctl.dev/v1alpha1/namespaces/{namespace}/rooms/{name}", json=body,
+                                     headers={"Content-Type": "application/merge-patch+json"})
+        else:
+            body = {"apiVersion": "roomctl.dev/v1alpha1", "kind": "Room",
+                    # Workaround 3: kmock assigns no resourceVersion; kopf's patches need one.
+                    "metadata": {"name": name, "namespace": namespace, "generation": 1,
+                                 "uid": f"uid-{name}", "resourceVersion": str(next(_versions))},
+                    "spec": spec}
+            r = await self.api.post(f"/apis/roomctl.dev/v1alpha1/namespaces/{namespace}/rooms", json=body)
+        r.raise_for_status()
+
+    async def delete(self, name: str, namespace: str = "default") -> None:
+        r = await self.api.delete(f"/apis/roomctl.dev/v1alpha1/namespaces/{namespace}/rooms/{name}")
+        r.raise_for_status()
+
+    def get(self, name: str, namespace: str = "default") -> dict[str, Any] | None:
+        key = (ROOMS_RESOURCE, namespace, name)
+        if key not in self.mock.objects or self.mock.objects[key].deleted:
+            return None
+        return dict(self.mock.objects[key].raw)
+
+    def add_secret(self, name: str, data: dict[str, str], namespace: str = "default") -> None:
+        import base64
+
+        encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+        self.mock.objects["v1/secrets", namespace, name] = {"metadata": {"name": name, "namespace": namespace},
+                                                            "data": encoded}
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        return [dict(obj.raw) for (res, _, _), obj in self.mock.objects.items()
+                if res.plural == "events" and not obj.deleted
+                and obj.raw.get("involvedObject", {}).get("name") == name]
+
+    async def wait_for(self, predicate: Any, timeout: float = 15.0, what: str = "condition") -> Any:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"timed out waiting for {what}")
+            await asyncio.sleep(0.05)
+
+
+async def server_rooms(url: str) -> dict[str, Any]:
+    """The rooms as the official SDK lists them (an independent client of the sandbox)."""
+    from livekit import api
+
+    client = api.LiveKitAPI(url, DEFAULT_API_KEY, DEFAULT_API_SECRET, failover=False)
+    try:
+        listed = await client.room.list_rooms(api.ListRoomsRequest())
+    finally:
+        await client.aclose()
+    return {room.name: room for room in listed.rooms}
+
+
+def ready(obj: dict[str, Any] | None) -> str | None:
+    for cond in (obj or {}).get("status", {}).get("conditions", []):
+        if cond["type"] == "Ready":
+            return str(cond["status"])
+    return None
+
+
+@asynccontextmanager
+async def running_operator(tmp_path: Path, livekit_url: str, monkeypatch: Any,
+                           sync_interval: float = 3600.0) -> AsyncIterator[Cluster]:
+    async with kmock.KubernetesEmulator() as mock, kmock.Server(mock) as server:
+        mock.resources[ROOMS] = kmock.ResourceInfo(kind="Room", namespaced=True, subresources={"status"},
+                                                   verbs={"list", "watch", "get", "patch"})
+        # Workaround 1: kopf waits for namespaces forever unless kmock serves them.
+        mock.resources["v1/namespaces"] = kmock.ResourceInfo(kind="Namespace", namespaced=False)
+        mock.resources["v1/events"] = kmock.ResourceInfo(kind="Event", namespaced=True)
+        mock.resources["v1/secrets"] = kmock.ResourceInfo(kind="Secret", namespaced=True)
+        kubeconfig = tmp_path / "kubeconfig"
+        url = str(server.url).rstrip("/")
+        kubeconfig.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "kmock",
+            "clusters": [{"name": "kmock", "cluster": {"server": url}}],
+            "users": [{"name": "u", "user": {"token": "test-token"}}],
+            "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "u"}}],
+        }))
+        monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+        monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+        config = OperatorConfig(sync_interval=sync_interval, status_refresh=3600.0,
+                                default_credentials=Credentials(livekit_url, DEFAULT_API_KEY, DEFAULT_API_SECRET))
+        state = OperatorState(config)
+        stop, ready_flag = asyncio.Event(), asyncio.Event()
+        task = asyncio.create_task(run(config, stop_flag=stop, ready_flag=ready_flag, state=state))
+        async with httpx.AsyncClient(base_url=url) as api:
+            await asyncio.wait_for(ready_flag.wait(), 20)
+            try:
+                yield Cluster(mock, api, state)
+            finally:
+                stop.set()
+                try:
+                    await asyncio.wait_for(task, 20)
+                except TimeoutError:
+                    task.cancel()
