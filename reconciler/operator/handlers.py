@@ -49,6 +49,7 @@ class OperatorState:
     pool: ServerPool | None = None
     reconciler: Reconciler | None = None
     sweeps: int = 0
+    swept: int = 0  # objects in the last sweep
     last_sweep: str = ""
     sweep_task: asyncio.Task[None] | None = None
     outcomes: list[tuple[str, Outcome]] = field(default_factory=list)  # the last sweep's, for tests
@@ -182,7 +183,11 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
         await reconcile(body, patch, "update")
 
     @kopf.on.resume(*room, registry=registry)
-    async def resumed(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    async def resumed(body: kopf.Body, patch: kopf.Patch, status: kopf.Status, meta: kopf.Meta, **_: Any) -> None:
+        if status.get("observedGeneration") == meta.get("generation") and status.get("roomName"):
+            # Handled before the restart and unchanged since: the batched sweep re-checks it, so a
+            # restart with 1,000 Rooms costs one ListRooms, not 1,000 individual reconciles.
+            return
         await reconcile(body, patch, "resume")
 
     @kopf.on.delete(*room, registry=registry)
@@ -228,6 +233,7 @@ async def sweep_once(state: OperatorState, index: kopf.Index[str, RoomObject]) -
 
     await asyncio.gather(*(write(obj, outcome) for obj, outcome in outcomes))
     state.outcomes = [(obj.key, outcome) for obj, outcome in outcomes]
+    state.swept = len(objects)
     state.sweeps += 1
     state.last_sweep = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 

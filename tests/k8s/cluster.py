@@ -99,9 +99,55 @@ def ready(obj: dict[str, Any] | None) -> str | None:
     return None
 
 
+async def handled_rooms(livekit_url: str, names: list[str]) -> list[dict[str, Any]]:
+    """Room objects as an operator leaves them: room created, finalizer, kopf's diff-base, current status."""
+    import kopf
+
+    from reconciler.backends.livekit import LiveKitBackend
+    from reconciler.operator.decide import RoomObject, conclude, decide, desired_room
+    from reconciler.operator.handlers import FINALIZER, settings
+
+    backend = LiveKitBackend(livekit_url, DEFAULT_API_KEY, DEFAULT_API_SECRET, concurrency=32)
+    try:
+        gate = asyncio.Semaphore(32)
+
+        async def create(name: str) -> None:
+            async with gate:
+                await backend.create_room({"name": name, "metadata": f"meta-{name}"})
+
+        await asyncio.gather(*(create(n) for n in names))
+        listed = {r.name: r for r in await backend.list_rooms(names)}
+    finally:
+        await backend.aclose()
+    storage = settings().persistence.diffbase_storage
+    bodies = []
+    for name in names:
+        raw: dict[str, Any] = {
+            "apiVersion": "roomctl.dev/v1alpha1", "kind": "Room",
+            "metadata": {"name": name, "namespace": "default", "generation": 1, "uid": f"uid-{name}",
+                         "resourceVersion": str(next(_versions)), "finalizers": [FINALIZER], "annotations": {}},
+            "spec": {"metadata": f"meta-{name}"},
+        }
+        patch = kopf.Patch()
+        storage.store(body=kopf.Body(raw), patch=patch, essence=storage.build(body=kopf.Body(raw)))
+        raw["metadata"]["annotations"].update(patch["metadata"]["annotations"])
+        obj = RoomObject.from_body(raw)
+        desired = desired_room(obj)
+        observed = listed[name]
+        raw["status"] = conclude(obj, desired, decide(desired, observed), observed, (), utc_now()).status
+        bodies.append(raw)
+    return bodies
+
+
+def utc_now() -> str:
+    from reconciler.operator.reconciler import utc_now as now
+
+    return now()
+
+
 @asynccontextmanager
-async def running_operator(tmp_path: Path, livekit_url: str, monkeypatch: Any,
-                           sync_interval: float = 3600.0) -> AsyncIterator[Cluster]:
+async def running_operator(tmp_path: Path, livekit_url: str, monkeypatch: Any, sync_interval: float = 3600.0,
+                           preload: list[dict[str, Any]] = ()) -> AsyncIterator[Cluster]:  # type: ignore[assignment]
     async with kmock.KubernetesEmulator() as mock, kmock.Server(mock) as server:
         mock.resources[ROOMS] = kmock.ResourceInfo(kind="Room", namespaced=True, subresources={"status"},
                                                    verbs={"list", "watch", "get", "patch"})
@@ -109,6 +155,8 @@ async def running_operator(tmp_path: Path, livekit_url: str, monkeypatch: Any,
         mock.resources["v1/namespaces"] = kmock.ResourceInfo(kind="Namespace", namespaced=False)
         mock.resources["v1/events"] = kmock.ResourceInfo(kind="Event", namespaced=True)
         mock.resources["v1/secrets"] = kmock.ResourceInfo(kind="Secret", namespaced=True)
+        for body in preload:
+            mock.objects[ROOMS, body["metadata"]["namespace"], body["metadata"]["name"]] = body
         kubeconfig = tmp_path / "kubeconfig"
         url = str(server.url).rstrip("/")
         kubeconfig.write_text(yaml.safe_dump({

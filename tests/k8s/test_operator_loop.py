@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.k8s.cluster import ready, running_operator, server_rooms
+from tests.k8s.cluster import handled_rooms, ready, running_operator, server_rooms
 from tests.support.server import SandboxServer
 
 FINALIZER = "roomctl.dev/finalizer"
@@ -36,3 +36,42 @@ async def test_room_lifecycle_through_kopf(tmp_path: Path, sandbox: SandboxServe
         await cluster.delete("town-hall")
         await cluster.wait_for(lambda: cluster.get("town-hall") is None, what="finalizer removed")
         assert "town-hall" not in await server_rooms(sandbox.url)
+
+
+async def test_sweep_costs_one_list_rooms_for_a_thousand_rooms(tmp_path: Path, sandbox: SandboxServer,
+                                                               monkeypatch: Any) -> None:
+    """1,000 Rooms handled before an operator restart: the restart and every sweep cost one ListRooms.
+    (The objects are preloaded: kmock is far too slow to take 1,000 objects through creation.)"""
+    count = 1000
+    names = [f"room-{i:04d}" for i in range(count)]
+    bodies = await handled_rooms(sandbox.url, names)
+    start = sandbox.counts()
+    async with running_operator(tmp_path, sandbox.url, monkeypatch, sync_interval=1.0, preload=bodies) as cluster:
+        await cluster.wait_for(lambda: cluster.state.swept == count, timeout=60, what="all rooms indexed")
+        # The restart itself: no resume handler called LiveKit (the sweep covers handled objects).
+        calls_at_start = sum(sandbox.counts().values()) - sum(start.values())
+        assert calls_at_start <= cluster.state.sweeps + 1, calls_at_start
+        before, sweeps_before = sandbox.counts(), cluster.state.sweeps
+        await cluster.wait_for(lambda: cluster.state.sweeps >= sweeps_before + 3, timeout=60, what="three sweeps")
+        after, sweeps = sandbox.counts(), cluster.state.sweeps - sweeps_before
+        list_rooms = after.get("RoomService.ListRooms", 0) - before.get("RoomService.ListRooms", 0)
+        # One per sweep for all 1,000 (a sweep may be in flight while the counts are read).
+        assert sweeps - 1 <= list_rooms <= sweeps + 1, (sweeps, list_rooms)
+        others = {k: after.get(k, 0) - before.get(k, 0) for k in after if k != "RoomService.ListRooms"}
+        assert not any(others.values()), others  # all in sync: no per-room call at all
+        assert len(cluster.state.outcomes) == count
+        assert all(not outcome.events for _, outcome in cluster.state.outcomes)
+
+        # A Persistent room deleted out of band comes back with the next sweep.
+        from livekit import api
+
+        old_sid = bodies[7]["status"]["roomSid"]
+        client = api.LiveKitAPI(sandbox.url, "devkey", "secret", failover=False)
+        try:
+            await client.room.delete_room(api.DeleteRoomRequest(room="room-0007"))
+        finally:
+            await client.aclose()
+        await cluster.wait_for(lambda: cluster.get("room-0007")["status"]["roomSid"] not in ("", old_sid),
+                               timeout=20, what="re-created by the sweep")
+        assert "room-0007" in await server_rooms(sandbox.url)
+        assert [e["reason"] for e in cluster.events("room-0007")] == ["RoomCreated"]
