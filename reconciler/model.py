@@ -71,7 +71,8 @@ def _metadata_text(value: Any) -> Any:
 
 
 def _check_bytes(value: str | None, limit: int, what: str) -> str | None:
-    if value is not None and len(value.encode()) > limit:
+    # Not a string: leave it to the type check, which names the field and the expected type.
+    if isinstance(value, str) and len(value.encode()) > limit:
         raise ValueError(f"{what} is {len(value.encode())} bytes; the server's limit is {limit}")
     return value
 

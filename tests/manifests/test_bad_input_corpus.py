@@ -51,6 +51,8 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "35-alias-bomb.yaml": (1, "expands to more than"),
     "36-metadata-too-big.yaml": (5, "metadata is 524289 bytes"),
     "dup": (1, "room 'same' is already declared at"),
+    "38-metadata-number.yaml": (5, "spec.metadata: Input should be a valid string"),
+    "39-duplicate-agent-names.yaml": (5, "spec.agents: agent names must be unique; repeated: bot"),
 }
 
 
