@@ -24,6 +24,17 @@ ROOMS_RESOURCE = kmock.resource(ROOMS)  # `in kmock.objects` needs the parsed re
 _versions = itertools.count(1000)
 
 
+class VersionedEmulator(kmock.KubernetesEmulator):
+    """kmock, plus a new resourceVersion on every write, as a real API server does. Without it,
+    kopf cannot tell a stale event (from its own finalizer patch) from a fresh one and runs a
+    creation handler twice (a fourth workaround beside the three of kubernetes-testing.md)."""
+
+    async def _handle(self, request: Any) -> Any:
+        if request.action == kmock.action.UPDATE and isinstance(request.data, dict):
+            request.data.setdefault("metadata", {})["resourceVersion"] = str(next(_versions))
+        return await super()._handle(request)
+
+
 @dataclass
 class Cluster:
     mock: kmock.KubernetesEmulator
@@ -148,7 +159,7 @@ def utc_now() -> str:
 @asynccontextmanager
 async def running_operator(tmp_path: Path, livekit_url: str, monkeypatch: Any, sync_interval: float = 3600.0,
                            preload: list[dict[str, Any]] = ()) -> AsyncIterator[Cluster]:  # type: ignore[assignment]
-    async with kmock.KubernetesEmulator() as mock, kmock.Server(mock) as server:
+    async with VersionedEmulator() as mock, kmock.Server(mock) as server:
         mock.resources[ROOMS] = kmock.ResourceInfo(kind="Room", namespaced=True, subresources={"status"},
                                                    verbs={"list", "watch", "get", "patch"})
         # Workaround 1: kopf waits for namespaces forever unless kmock serves them.
