@@ -33,6 +33,14 @@ async def test_room_lifecycle_through_kopf(tmp_path: Path, sandbox: SandboxServe
                                what="observedGeneration 2")
         assert (await server_rooms(sandbox.url))["town-hall"].metadata == "v2"
 
+        from prometheus_client import generate_latest
+
+        from reconciler.operator.metrics import REGISTRY
+
+        exposition = generate_latest(REGISTRY).decode()
+        assert 'roomctl_reconciles_total{result="ok",trigger="create"}' in exposition
+        assert 'roomctl_livekit_call_seconds_count{method="CreateRoom",outcome="ok"}' in exposition
+
         await cluster.delete("town-hall")
         await cluster.wait_for(lambda: cluster.get("town-hall") is None, what="finalizer removed")
         assert "town-hall" not in await server_rooms(sandbox.url)
