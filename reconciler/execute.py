@@ -10,6 +10,7 @@ from typing import Any
 
 from .backends.errors import BackendError, NotFound
 from .backends.livekit import LiveKitBackend
+from .backends.plugnmeet import PlugNmeetBackend
 from .plan import Action, ActionKind, Plan
 
 log = logging.getLogger("roomctl.execute")
@@ -80,9 +81,28 @@ async def perform(backend: LiveKitBackend, action: Action) -> ActionResult:
     return ActionResult(action, True)
 
 
+async def perform_pnm(backend: PlugNmeetBackend, action: Action) -> ActionResult:
+    """plugNmeet: create, end + create (the lock after endRoom is waited out), or end."""
+    body: dict[str, Any] = dict(action.request)
+    if action.kind == ActionKind.CREATE_ROOM:
+        return ActionResult(action, True, sid=(await backend.create(body)).sid)
+    if action.kind == ActionKind.RECREATE_ROOM:
+        await backend.end_room(action.room)
+        if not await backend.wait_ended(action.room):
+            return ActionResult(action, False, error="the room was still active 30 s after endRoom")
+        created = await backend.create(body)
+        if created.sid == action.old_sid:
+            return ActionResult(action, False, error="create returned the old session: the room never ended")
+        return ActionResult(action, True, sid=created.sid)
+    if action.kind == ActionKind.DELETE_ROOM:
+        gone = not await backend.end_room(action.room)
+        return ActionResult(action, True, note="already gone" if gone else "")
+    return ActionResult(action, False, error=f"{action.kind} is not a plugNmeet action")
+
+
 async def execute(
     plan: Plan,
-    backend: LiveKitBackend,
+    backend: LiveKitBackend | PlugNmeetBackend,
     *,
     concurrency: int = 16,
     on_result: Callable[[ActionResult], None] | None = None,
@@ -99,7 +119,10 @@ async def execute(
             return ActionResult(action, False, error="skipped: creating the room failed")
         async with gate:
             try:
-                result = await perform(backend, action)
+                if isinstance(backend, PlugNmeetBackend):
+                    result = await perform_pnm(backend, action)
+                else:
+                    result = await perform(backend, action)
             except BackendError as exc:
                 result = ActionResult(action, False, error=str(exc), cause=exc)
             except Exception as exc:  # a bug must not hide the other results

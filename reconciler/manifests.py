@@ -15,9 +15,10 @@ from pydantic import BaseModel, ValidationError
 from pydantic.alias_generators import to_camel, to_snake
 
 from .model import API_VERSION, BareRoomConfiguration, DesiredRoom, RoomManifest
+from .pnm_model import DesiredPnmRoom, PlugNmeetRoomManifest
 from .yamlsafe import YamlDocument, YamlError, load_documents
 
-KINDS = {"Room": RoomManifest}
+KINDS: dict[str, type[BaseModel]] = {"Room": RoomManifest, "PlugNmeetRoom": PlugNmeetRoomManifest}
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,10 @@ def _validation_issues(file: str, doc: YamlDocument, model: type[BaseModel], err
     return issues
 
 
-def _parse_document(file: str, doc: YamlDocument) -> tuple[RoomManifest | None, list[Issue]]:
+Manifest = RoomManifest | PlugNmeetRoomManifest
+
+
+def _parse_document(file: str, doc: YamlDocument) -> tuple[Manifest | None, list[Issue]]:
     data = doc.data
     line, column = doc.position(())
     if not isinstance(data, dict):
@@ -165,9 +169,11 @@ def _parse_document(file: str, doc: YamlDocument) -> tuple[RoomManifest | None, 
         hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(KINDS)})"
         return None, [Issue(file, line, column, "kind", f"unknown kind {kind!r}{hint}")]
     try:
-        return model.model_validate(data), []
+        manifest = model.model_validate(data)
     except ValidationError as err:
         return None, _validation_issues(file, doc, model, err)
+    assert isinstance(manifest, RoomManifest | PlugNmeetRoomManifest)
+    return manifest, []
 
 
 def _decode(file: str, raw: bytes) -> tuple[str | None, Issue | None]:
@@ -179,10 +185,24 @@ def _decode(file: str, raw: bytes) -> tuple[str | None, Issue | None]:
         return None, Issue(file, line, column, "", f"file is not UTF-8 (invalid byte 0x{raw[exc.start]:02x})")
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """Every declared room, by backend."""
+
+    livekit: list[DesiredRoom]
+    plugnmeet: list[DesiredPnmRoom]
+
+
 def load_manifests(paths: Iterable[str]) -> list[DesiredRoom]:
+    """The LiveKit rooms only (commands that have no plugNmeet side)."""
+    return load_inputs(paths).livekit
+
+
+def load_inputs(paths: Iterable[str]) -> Inputs:
     """Load and validate every input; raise ManifestError listing every problem found."""
     issues: list[Issue] = []
     rooms: list[DesiredRoom] = []
+    pnm_rooms: list[DesiredPnmRoom] = []
     inputs = _input_files(paths)
     for file, raw in inputs:
         if raw is None:
@@ -201,16 +221,19 @@ def load_manifests(paths: Iterable[str]) -> list[DesiredRoom]:
         for doc in documents:
             manifest, doc_issues = _parse_document(file, doc)
             issues.extend(doc_issues)
-            if manifest is not None:
+            if isinstance(manifest, RoomManifest):
                 rooms.append(DesiredRoom(manifest, file, doc.line))
+            elif isinstance(manifest, PlugNmeetRoomManifest):
+                pnm_rooms.append(DesiredPnmRoom(manifest, file, doc.line))
     if not inputs:
         issues.append(Issue("<args>", 0, 0, "", "no manifest files given"))
-    seen: dict[str, DesiredRoom] = {}
-    for room in rooms:
-        first = seen.setdefault(room.name, room)
-        if first is not room:
-            issues.append(Issue(room.file, room.line, 1, "spec.name",
-                                f"room {room.name!r} is already declared at {first.source}"))
+    for group, field in ((rooms, "spec.name"), (pnm_rooms, "spec.roomId")):
+        seen: dict[str, DesiredRoom | DesiredPnmRoom] = {}
+        for room in group:
+            first = seen.setdefault(room.name, room)
+            if first is not room:
+                issues.append(Issue(room.file, room.line, 1, field,
+                                    f"room {room.name!r} is already declared at {first.source}"))
     if issues:
         raise ManifestError(issues)
-    return rooms
+    return Inputs(rooms, pnm_rooms)

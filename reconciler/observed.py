@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,3 +99,25 @@ class ObservedState:
 
     rooms: dict[str, ObservedRoom]
     complete: bool = False
+
+
+@dataclass(frozen=True)
+class ObservedPnmRoom:
+    room_id: str
+    sid: str  # plugNmeet's session id (a UUID), not LiveKit's RM_ sid
+    joined_participants: int
+    metadata: dict[str, Any]  # the effective RoomMetadata, decoded from its JSON string
+
+    @classmethod
+    def from_json(cls, entry: dict[str, Any]) -> ObservedPnmRoom:
+        info = entry.get("room_info") or {}
+        try:
+            metadata = json.loads(info.get("metadata") or "{}")
+        except ValueError:
+            metadata = {}
+        return cls(
+            room_id=str(info.get("room_id", "")),
+            sid=str(info.get("sid", "")),
+            joined_participants=int(info.get("joined_participants") or 0),
+            metadata=metadata if isinstance(metadata, dict) else {},
+        )

@@ -49,6 +49,7 @@ class DriftReason(StrEnum):
     NOT_READABLE = "not_readable"
     CANNOT_CLEAR = "cannot_clear"
     PRUNE_OCCUPIED = "prune_occupied"
+    SERVER_REFUSED = "server_refused"  # plugNmeet: created with the value, the server serves another
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class RoomPlan:
     actions: tuple[Action, ...] = ()
     drifts: tuple[Drift, ...] = ()
     not_verifiable: tuple[str, ...] = ()
+    kind: str = "Room"  # the manifest kind, which says the backend: Room (LiveKit) or PlugNmeetRoom
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,8 @@ def _header(room: RoomPlan) -> str:
     where = f"  ({room.source})" if room.source else "  (not declared; inside --prune-scope)"
     sid = f"  sid {room.sid}" if room.sid and room.status != "create" else ""
     label = {"recreate": "  must be re-created", "drift": "  drift not applied"}.get(room.status, "")
-    return f"{marker} room {fmt(room.name)}{label}{where}{sid}"
+    noun = "plugNmeet room" if room.kind == "PlugNmeetRoom" else "room"
+    return f"{marker} {noun} {fmt(room.name)}{label}{where}{sid}"
 
 
 def _drift_line(drift: Drift) -> str:
@@ -129,6 +130,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "rooms": [
             {
                 "name": room.name,
+                "kind": room.kind,
                 "source": room.source or None,
                 "status": room.status,
                 "sid": room.sid or None,

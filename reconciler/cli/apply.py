@@ -8,12 +8,12 @@ import json
 import sys
 
 from ..backends.errors import BackendError
-from ..execute import ActionResult, execute
-from ..manifests import ManifestError, load_manifests
+from ..execute import ActionResult, Results, execute
+from ..manifests import ManifestError, load_inputs
 from ..plan import PlanRefused
 from ..render import Progress, render_text, result_line, results_json
-from .common import UsageError, add_server_options, open_backend, report_manifest_error
-from .planning import add_plan_options, make_plan, plan_options
+from .common import UsageError, add_server_options, open_backends, report_manifest_error, wants_plugnmeet
+from .planning import add_plan_options, make_combined_plan, plan_options
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
@@ -27,11 +27,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
 async def _apply(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
-    rooms = load_manifests(args.paths)
+    inputs = load_inputs(args.paths)
     options = plan_options(args)
     text = args.output == "text" and not args.quiet
-    async with open_backend(args, concurrency=args.concurrency) as backend:
-        plan = await make_plan(backend, rooms, options)
+    async with open_backends(args, concurrency=args.concurrency,
+                             plugnmeet=wants_plugnmeet(inputs, options.prune)) as backends:
+        combined = await make_combined_plan(backends, inputs, options)
+        plan = combined.merged
         if text:
             render_text(plan, sys.stdout, verbose=args.verbose)
         progress = Progress(len(plan.actions))
@@ -42,7 +44,11 @@ async def _apply(args: argparse.Namespace) -> int:
                 progress.finish()
                 print(f"error: {result_line(result)}", file=sys.stderr)
 
-        results = await execute(plan, backend, concurrency=args.concurrency, on_result=report)
+        results = await execute(combined.livekit, backends.livekit, concurrency=args.concurrency, on_result=report)
+        if backends.plugnmeet is not None and combined.plugnmeet.actions:
+            more = await execute(combined.plugnmeet, backends.plugnmeet, concurrency=args.concurrency,
+                                 on_result=report)
+            results = Results(results.results + more.results)
         progress.finish()
     if args.output == "json":
         print(json.dumps(results_json(plan, results), indent=2))

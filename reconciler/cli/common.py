@@ -12,8 +12,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..backends.livekit import LiveKitBackend
-from ..manifests import ManifestError
-from ..sandbox import DEFAULT_API_KEY, DEFAULT_API_SECRET, EMBEDDED_URL, EmbeddedTransport, Sandbox, SandboxConfig
+from ..backends.plugnmeet import PlugNmeetBackend
+from ..manifests import Inputs, ManifestError
+from ..sandbox import (
+    DEFAULT_API_KEY,
+    DEFAULT_API_SECRET,
+    DEFAULT_PNM_KEY,
+    DEFAULT_PNM_SECRET,
+    EMBEDDED_URL,
+    EmbeddedTransport,
+    Sandbox,
+    SandboxConfig,
+)
 
 EMBEDDED_STATE = Path(".roomctl") / "sandbox.json"
 
@@ -81,26 +91,73 @@ def server_settings(args: argparse.Namespace) -> ServerSettings:
     return ServerSettings(url, key, secret)
 
 
+@dataclass
+class Backends:
+    """The servers one run talks to; plugnmeet is None when no PlugNmeetRoom is involved."""
+
+    livekit: LiveKitBackend
+    plugnmeet: PlugNmeetBackend | None = None
+
+
+def wants_plugnmeet(inputs: Inputs, prune: bool) -> bool:
+    """Talk to plugNmeet when PlugNmeetRooms are declared, or to prune a configured plugNmeet."""
+    return bool(inputs.plugnmeet) or (prune and bool(os.environ.get("PLUGNMEET_URL")))
+
+
+def pnm_settings() -> ServerSettings | None:
+    url = os.environ.get("PLUGNMEET_URL") or None
+    if url is None:
+        return None
+    key = os.environ.get("PLUGNMEET_API_KEY", "")
+    secret = os.environ.get("PLUGNMEET_API_SECRET", "")
+    if not key or not secret:
+        raise UsageError("PLUGNMEET_URL is set: PLUGNMEET_API_KEY and PLUGNMEET_API_SECRET are needed too")
+    return ServerSettings(url, key, secret)
+
+
 @asynccontextmanager
-async def open_backend(args: argparse.Namespace, concurrency: int = 16) -> AsyncIterator[LiveKitBackend]:
+async def open_backends(args: argparse.Namespace, concurrency: int = 16,
+                        plugnmeet: bool = False) -> AsyncIterator[Backends]:
+    """LiveKit (and plugNmeet when asked), each real when configured, else the embedded sandbox
+    (one shared instance, saved once). A real LiveKit with an unconfigured plugNmeet is an error:
+    silently using the sandbox for half of the rooms would mislead."""
     settings = server_settings(args)
-    if settings.url is None:
+    pnm = pnm_settings() if plugnmeet else None
+    if plugnmeet and pnm is None and settings.url is not None:
+        raise UsageError("PlugNmeetRoom documents need a plugNmeet server: set PLUGNMEET_URL, "
+                         "PLUGNMEET_API_KEY and PLUGNMEET_API_SECRET")
+    sandbox = None
+    if settings.url is None or (plugnmeet and pnm is None):
         sandbox = Sandbox(SandboxConfig(state_file=EMBEDDED_STATE))
         if not args.quiet:
             print(f"roomctl: no LIVEKIT_URL set; using the embedded sandbox ({EMBEDDED_STATE})", file=sys.stderr)
-        backend = LiveKitBackend(EMBEDDED_URL, settings.api_key, settings.api_secret,
-                                 transport=EmbeddedTransport(sandbox), timeout=args.timeout,
+    if settings.url is None:
+        assert sandbox is not None
+        livekit = LiveKitBackend(EMBEDDED_URL, settings.api_key, settings.api_secret,
+                                 transport=EmbeddedTransport(sandbox), timeout=args.timeout, concurrency=concurrency)
+    else:
+        livekit = LiveKitBackend(settings.url, settings.api_key, settings.api_secret, timeout=args.timeout,
                                  concurrency=concurrency)
-        try:
-            yield backend
-        finally:
-            await backend.aclose()
-            if sandbox.dirty:
-                sandbox.save()
-        return
-    backend = LiveKitBackend(settings.url, settings.api_key, settings.api_secret, timeout=args.timeout,
-                             concurrency=concurrency)
+    pnm_backend = None
+    if plugnmeet:
+        if pnm is None:
+            assert sandbox is not None
+            pnm_backend = PlugNmeetBackend(EMBEDDED_URL, DEFAULT_PNM_KEY, DEFAULT_PNM_SECRET,
+                                           transport=EmbeddedTransport(sandbox))
+        else:
+            assert pnm.url is not None
+            pnm_backend = PlugNmeetBackend(pnm.url, pnm.api_key, pnm.api_secret)
     try:
-        yield backend
+        yield Backends(livekit, pnm_backend)
     finally:
-        await backend.aclose()
+        await livekit.aclose()
+        if pnm_backend is not None:
+            await pnm_backend.aclose()
+        if sandbox is not None and sandbox.dirty:
+            sandbox.save()
+
+
+@asynccontextmanager
+async def open_backend(args: argparse.Namespace, concurrency: int = 16) -> AsyncIterator[LiveKitBackend]:
+    async with open_backends(args, concurrency) as backends:
+        yield backends.livekit

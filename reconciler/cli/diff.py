@@ -9,11 +9,11 @@ import json
 import sys
 
 from ..backends.errors import BackendError
-from ..manifests import ManifestError, load_manifests
+from ..manifests import ManifestError, load_inputs
 from ..plan import PlanRefused
 from ..render import plan_json, render_text
-from .common import UsageError, add_server_options, open_backend, report_manifest_error
-from .planning import add_plan_options, make_plan, plan_options
+from .common import UsageError, add_server_options, open_backends, report_manifest_error, wants_plugnmeet
+from .planning import add_plan_options, make_combined_plan, plan_options
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
@@ -25,10 +25,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
 
 
 async def _diff(args: argparse.Namespace) -> int:
-    rooms = load_manifests(args.paths)
+    inputs = load_inputs(args.paths)
     options = plan_options(args)
-    async with open_backend(args) as backend:
-        plan = await make_plan(backend, rooms, options)
+    async with open_backends(args, plugnmeet=wants_plugnmeet(inputs, options.prune)) as backends:
+        plan = (await make_combined_plan(backends, inputs, options)).merged
     if args.output == "json":
         print(json.dumps(plan_json(plan), indent=2, sort_keys=False))
     elif not args.quiet:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, replace
 
 from ..backends.livekit import LiveKitBackend
+from ..manifests import Inputs
 from ..model import DesiredRoom
 from ..plan import Plan, PlanOptions, plan
+from ..plan_pnm import plan_pnm
+from .common import Backends
 
 
 def add_plan_options(parser: argparse.ArgumentParser) -> None:
@@ -32,3 +36,33 @@ def plan_options(args: argparse.Namespace) -> PlanOptions:
 async def make_plan(backend: LiveKitBackend, rooms: list[DesiredRoom], options: PlanOptions) -> Plan:
     observed = await backend.observe(rooms, list_all=options.prune)
     return plan(rooms, observed, options)
+
+
+@dataclass(frozen=True)
+class CombinedPlan:
+    """One plan per backend, shown and counted as one."""
+
+    livekit: Plan
+    plugnmeet: Plan
+
+    @property
+    def merged(self) -> Plan:
+        return Plan(self.livekit.rooms + self.plugnmeet.rooms, self.livekit.unmanaged + self.plugnmeet.unmanaged)
+
+
+async def make_combined_plan(backends: Backends, inputs: Inputs, options: PlanOptions) -> CombinedPlan:
+    """Each document routed to its backend: one ListRooms, one getActiveRoomsInfo (DESIGN §3)."""
+    anything = bool(inputs.livekit or inputs.plugnmeet)
+    livekit = Plan(())
+    if inputs.livekit or options.prune:
+        observed = await backends.livekit.observe(inputs.livekit, list_all=options.prune)
+        if options.prune and not inputs.livekit and anything:
+            options_lk = replace(options, allow_empty=True)  # the other backend's rooms are declared
+        else:
+            options_lk = options
+        livekit = plan(inputs.livekit, observed, options_lk)
+    pnm = Plan(())
+    if backends.plugnmeet is not None:
+        active = await backends.plugnmeet.active_rooms()
+        pnm = plan_pnm(inputs.plugnmeet, active, options, anything_declared=anything)
+    return CombinedPlan(livekit, pnm)

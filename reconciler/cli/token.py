@@ -4,16 +4,18 @@ permission and the room's RoomConfiguration, so a join that creates the room cre
 from __future__ import annotations
 
 import argparse
+import asyncio
 import re
 import sys
 from fnmatch import fnmatchcase
 from typing import Any
 
 from ..auth import TokenSource
-from ..manifests import ManifestError, load_manifests
+from ..backends.errors import BackendError
+from ..manifests import ManifestError, load_inputs
 from ..model import ParticipantRule
 from ..plan import room_configuration
-from .common import UsageError, add_server_options, report_manifest_error, server_settings
+from .common import UsageError, add_server_options, open_backends, report_manifest_error, server_settings
 
 # ParticipantPermission field -> VideoGrant claim (livekit-api.md §2.1).
 GRANT_NAMES = {
@@ -36,6 +38,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     parser.add_argument("-f", "--file", dest="paths", action="append", required=True, metavar="PATH")
     parser.add_argument("--ttl", default="1h", help="lifetime: 90s, 30m, 6h (default 1h)")
     parser.add_argument("--kind", default="STANDARD", help="participant kind the rules match (default STANDARD)")
+    parser.add_argument("--name", help="plugNmeet: the user's display name (default: the identity)")
+    parser.add_argument("--admin", action="store_true", help="plugNmeet: join as a moderator")
     add_server_options(parser)
     parser.set_defaults(run=run)
 
@@ -61,13 +65,17 @@ def video_grant(room: str, rule: ParticipantRule | None) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     try:
         ttl = parse_ttl(args.ttl)
-        rooms = load_manifests(args.paths)
+        inputs = load_inputs(args.paths)
+        rooms = inputs.livekit
         settings = server_settings(args)
     except ManifestError as exc:
         return report_manifest_error(exc)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    pnm_room = next((r for r in inputs.plugnmeet if r.name == args.room), None)
+    if pnm_room is not None:
+        return _plugnmeet_token(args, pnm_room.name)
     desired = next((r for r in rooms if r.name == args.room), None)
     if desired is None:
         print(f"error: room {args.room!r} is not declared in {', '.join(args.paths)}", file=sys.stderr)
@@ -94,5 +102,29 @@ def run(args: argparse.Namespace) -> int:
     token = TokenSource(settings.api_key, settings.api_secret).join_token(
         args.identity, video_grant(desired.name, rule), ttl, extra
     )
+    print(token)
+    return 0
+
+
+def _plugnmeet_token(args: argparse.Namespace, room_id: str) -> int:
+    """plugNmeet signs its own tokens: ask the server (getJoinToken). Not side-effect free."""
+    if not re.fullmatch(r"[a-zA-Z0-9-_]+", args.identity):
+        print(f"error: plugNmeet user ids must match ^[a-zA-Z0-9-_]+$: {args.identity!r}", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        print(f"roomctl: warning: plugNmeet disconnects a user already online as {args.identity!r} "
+              "when this token is issued", file=sys.stderr)
+    user = {"name": args.name or args.identity, "user_id": args.identity, "is_admin": args.admin}
+
+    async def fetch() -> str:
+        async with open_backends(args, plugnmeet=True) as backends:
+            assert backends.plugnmeet is not None
+            return await backends.plugnmeet.join_token(room_id, user)
+
+    try:
+        token = asyncio.run(fetch())
+    except (UsageError, BackendError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     print(token)
     return 0

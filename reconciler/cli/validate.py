@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..manifests import ManifestError, load_manifests
+from ..manifests import ManifestError, load_inputs
 from .common import report_manifest_error
 
 
@@ -16,9 +16,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
 
 def run(args: argparse.Namespace) -> int:
     try:
-        rooms = load_manifests(args.paths)
+        inputs = load_inputs(args.paths)
     except ManifestError as exc:
         return report_manifest_error(exc)
     if not args.quiet:
-        print(f"{len(rooms)} room(s) valid.")
+        extra = f" and {len(inputs.plugnmeet)} plugNmeet room(s)" if inputs.plugnmeet else ""
+        print(f"{len(inputs.livekit)} room(s){extra} valid.")
     return 0

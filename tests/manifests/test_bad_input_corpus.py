@@ -53,6 +53,11 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "dup": (1, "room 'same' is already declared at"),
     "38-metadata-number.yaml": (5, "spec.metadata: Input should be a valid string"),
     "39-duplicate-agent-names.yaml": (5, "spec.agents: agent names must be unique; repeated: bot"),
+    "40-pnm-room-id.yaml": (5, "spec.roomId: room id 'bad id!' must match ^[a-zA-Z0-9-_]+$"),
+    "41-pnm-no-title.yaml": (5, "spec.metadata.roomTitle: required field is missing"),
+    "42-pnm-bad-uri.yaml": (7, "spec.metadata.logoutUrl: 'not a url' is not a URI"),
+    "43-pnm-reserved-name.yaml": (1, "metadata.name (the room id, as spec.roomId is not set): room id 'user_lobby' is reserved"),
+    "44-pnm-unknown-feature.yaml": (7, "spec.metadata.roomFeatures.allowWebcam: unknown field (did you mean 'allowWebcams'?)"),
 }
 
 
