@@ -305,6 +305,11 @@ def plan_room(desired: DesiredRoom, observed: ObservedRoom | None) -> RoomPlan:
     recreate = False
     if immutable_changes:
         occupied = observed.num_participants
+        if needs_participants(spec) and observed.participants is not None:
+            # Participants a `remove: true` rule disconnects anyway do not keep an IfEmpty room alive:
+            # otherwise one apply removes them and only the next one re-creates (no convergence).
+            leaving = [p for p in observed.participants if (r := _first_rule(spec.participants, p)) and r.remove]
+            occupied = max(0, occupied - len(leaving))
         if policy.recreate == "Always" or (policy.recreate == "IfEmpty" and occupied == 0):
             recreate = True
         else:
