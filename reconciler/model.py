@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 API_VERSION = "roomctl.dev/v1alpha1"
@@ -24,12 +24,6 @@ MAX_AGENT_NAME = 256
 # Strict: a string or a float is an error, not silently coerced.
 UInt32 = Annotated[int, Field(strict=True, ge=0, le=UINT32_MAX)]
 PositiveUInt32 = Annotated[int, Field(strict=True, ge=1, le=UINT32_MAX)]
-
-# Metadata is a string on the wire; a manifest may give a mapping, stored as canonical JSON.
-JsonText = Annotated[str, WithJsonSchema({
-    "anyOf": [{"type": "string"}, {"type": "object"}],
-    "description": "A string; a mapping is stored as canonical JSON (sorted keys, compact).",
-})]
 
 TrackSourceName = Literal["CAMERA", "MICROPHONE", "SCREEN_SHARE", "SCREEN_SHARE_AUDIO"]
 ParticipantKindName = Literal["STANDARD", "INGRESS", "EGRESS", "SIP", "AGENT", "CONNECTOR", "BRIDGE"]
@@ -77,6 +71,18 @@ def _check_bytes(value: str | None, limit: int, what: str) -> str | None:
     return value
 
 
+def _metadata_value(value: Any) -> Any:
+    return _check_bytes(_metadata_text(value), MAX_METADATA_BYTES, "metadata")
+
+
+# Metadata is a string on the wire; a manifest may give a mapping, stored as canonical JSON.
+# One type for every metadata field, so the conversion and the size limit live in one place.
+JsonText = Annotated[str, BeforeValidator(_metadata_value), WithJsonSchema({
+    "anyOf": [{"type": "string"}, {"type": "object"}],
+    "description": "A string; a mapping is stored as canonical JSON (sorted keys, compact).",
+})]
+
+
 def _check_attributes(value: dict[str, str | None] | None) -> dict[str, str | None] | None:
     if value:
         size = sum(len(k.encode()) + len((v or "").encode()) for k, v in value.items())
@@ -113,11 +119,6 @@ class ParticipantRule(Strict):
     attributes: dict[str, str | None] | None = None
     remove: bool = False
 
-    @field_validator("metadata", mode="before")
-    @classmethod
-    def _metadata(cls, value: Any) -> Any:
-        return _check_bytes(_metadata_text(value), MAX_METADATA_BYTES, "metadata")
-
     @field_validator("name")
     @classmethod
     def _name(cls, value: str | None) -> str | None:
@@ -140,11 +141,6 @@ class AgentDispatchSpec(Strict):
     metadata: JsonText = ""
     deployment: str = ""
     attributes: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("metadata", mode="before")
-    @classmethod
-    def _metadata(cls, value: Any) -> Any:
-        return _check_bytes(_metadata_text(value), MAX_METADATA_BYTES, "metadata")
 
     @field_validator("deployment")
     @classmethod
@@ -185,11 +181,6 @@ class RoomConfigurationFields(Strict):
     egress: dict[str, Any] | None = None
     tags: dict[str, str] | None = None
     agents: Annotated[list[AgentDispatchSpec], Field(max_length=MAX_AGENTS)] | None = None
-
-    @field_validator("metadata", mode="before")
-    @classmethod
-    def _metadata(cls, value: Any) -> Any:
-        return _check_bytes(_metadata_text(value), MAX_METADATA_BYTES, "metadata")
 
     @field_validator("name")
     @classmethod

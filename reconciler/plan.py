@@ -136,6 +136,8 @@ class PlanOptions:
     prune_scopes: tuple[str, ...] = ()
     allow_empty: bool = False
     prune_occupied: bool = False
+    # Room names that another kind's manifests own (a PlugNmeetRoom's LiveKit room): never pruned here.
+    declared_elsewhere: frozenset[str] = frozenset()
 
 
 # ---- what to observe ----------------------------------------------------------------------------
@@ -356,31 +358,55 @@ def _matches_scope(name: str, scopes: Sequence[str]) -> bool:
     return any(fnmatchcase(name, scope) for scope in scopes)
 
 
+def check_prune(options: PlanOptions, anything_declared: bool) -> None:
+    """Refuse a prune that would be unsafe to run (DESIGN §3 "Prune")."""
+    if not options.prune:
+        return
+    if not options.prune_scopes:
+        raise PlanRefused("--prune needs at least one --prune-scope GLOB")
+    if not anything_declared and not options.allow_empty:
+        raise PlanRefused("refusing to prune: no rooms are declared (pass --allow-empty if that is intended)")
+
+
+@dataclass(frozen=True)
+class PruneCandidate:
+    """A room the server has and no manifest declares."""
+
+    name: str
+    sid: str
+    occupants: int
+
+
+def prune_plans(candidates: Sequence[PruneCandidate], options: PlanOptions, kind: str = "Room",
+                request_key: str = "room") -> tuple[list[RoomPlan], int]:
+    """Deletes for undeclared rooms inside a --prune-scope (occupied ones only with --prune-occupied);
+    every other undeclared room is only counted as unmanaged. Shared by both backends."""
+    plans: list[RoomPlan] = []
+    unmanaged = 0
+    for room in sorted(candidates, key=lambda c: c.name):
+        if not (options.prune and _matches_scope(room.name, options.prune_scopes)):
+            unmanaged += 1
+            continue
+        if room.occupants and not options.prune_occupied:
+            drift = Drift(room.name, "room", "present", "absent", DriftReason.PRUNE_OCCUPIED,
+                          f"not pruned: the room has {room.occupants} participant(s) "
+                          "(--prune-occupied deletes it anyway)")
+            plans.append(RoomPlan(room.name, "", "drift", room.sid, drifts=(drift,), kind=kind))
+            continue
+        action = Action(ActionKind.DELETE_ROOM, room.name, (FieldChange("room", room.name, None),),
+                        {request_key: room.name}, old_sid=room.sid)
+        plans.append(RoomPlan(room.name, "", "delete", room.sid, actions=(action,), kind=kind))
+    return plans, unmanaged
+
+
 def plan(desired: Sequence[DesiredRoom], observed: ObservedState, options: PlanOptions | None = None) -> Plan:
     """Every room's actions and drift. Rooms outside every prune scope are never touched."""
     options = options or PlanOptions()
-    if options.prune:
-        if not options.prune_scopes:
-            raise PlanRefused("--prune needs at least one --prune-scope GLOB")
-        if not desired and not options.allow_empty:
-            raise PlanRefused("refusing to prune: no rooms are declared (pass --allow-empty if that is intended)")
-        if not observed.complete:
-            raise PlanRefused("refusing to prune without a complete list of the server's rooms")
+    check_prune(options, bool(desired))
+    if options.prune and not observed.complete:
+        raise PlanRefused("refusing to prune without a complete list of the server's rooms")
     rooms = [plan_room(d, observed.rooms.get(d.name)) for d in desired]
-    declared = {d.name for d in desired}
-    unmanaged = 0
-    for name in sorted(set(observed.rooms) - declared):
-        room = observed.rooms[name]
-        if not (options.prune and _matches_scope(name, options.prune_scopes)):
-            unmanaged += 1
-            continue
-        if room.num_participants and not options.prune_occupied:
-            drift = Drift(name, "room", "present", "absent", DriftReason.PRUNE_OCCUPIED,
-                          f"not pruned: the room has {room.num_participants} participant(s) "
-                          "(--prune-occupied deletes it anyway)")
-            rooms.append(RoomPlan(name, "", "drift", room.sid, drifts=(drift,)))
-            continue
-        action = Action(ActionKind.DELETE_ROOM, name, (FieldChange("room", name, None),), {"room": name},
-                        old_sid=room.sid)
-        rooms.append(RoomPlan(name, "", "delete", room.sid, actions=(action,)))
-    return Plan(tuple(rooms), unmanaged)
+    undeclared = set(observed.rooms) - {d.name for d in desired} - options.declared_elsewhere
+    pruned, unmanaged = prune_plans(
+        [PruneCandidate(n, observed.rooms[n].sid, observed.rooms[n].num_participants) for n in undeclared], options)
+    return Plan((*rooms, *pruned), unmanaged)

@@ -7,13 +7,24 @@ policy) from "the server altered a declared field" (report it; re-creating again
 from __future__ import annotations
 
 from collections.abc import Sequence
-from fnmatch import fnmatchcase
 from typing import Any
 
 from pydantic.alias_generators import to_camel
 
 from .observed import ObservedPnmRoom
-from .plan import Action, ActionKind, Drift, DriftReason, FieldChange, Plan, PlanOptions, PlanRefused, RoomPlan
+from .plan import (
+    Action,
+    ActionKind,
+    Drift,
+    DriftReason,
+    FieldChange,
+    Plan,
+    PlanOptions,
+    PruneCandidate,
+    RoomPlan,
+    check_prune,
+    prune_plans,
+)
 from .pnm_model import SPEC_HASH_KEY, DesiredPnmRoom, create_request, spec_hash
 
 KIND = "PlugNmeetRoom"
@@ -123,31 +134,13 @@ def plan_pnm_room(desired: DesiredPnmRoom, observed: ObservedPnmRoom | None) -> 
 
 
 def plan_pnm(desired: Sequence[DesiredPnmRoom], observed: Sequence[ObservedPnmRoom],
-             options: PlanOptions | None = None, *, anything_declared: bool | None = None) -> Plan:
+             options: PlanOptions | None = None) -> Plan:
     """Every plugNmeet room's plan. Prune ends only undeclared rooms inside a --prune-scope."""
     options = options or PlanOptions()
-    if options.prune:
-        if not options.prune_scopes:
-            raise PlanRefused("--prune needs at least one --prune-scope GLOB")
-        declared_any = bool(desired) if anything_declared is None else anything_declared
-        if not declared_any and not options.allow_empty:
-            raise PlanRefused("refusing to prune: no rooms are declared (pass --allow-empty if that is intended)")
+    check_prune(options, bool(desired))
     by_id = {r.room_id: r for r in observed}
     rooms = [plan_pnm_room(d, by_id.get(d.name)) for d in desired]
-    declared = {d.name for d in desired}
-    unmanaged = 0
-    for room_id in sorted(set(by_id) - declared):
-        room = by_id[room_id]
-        if not (options.prune and any(fnmatchcase(room_id, s) for s in options.prune_scopes)):
-            unmanaged += 1
-            continue
-        if room.joined_participants and not options.prune_occupied:
-            drift = Drift(room_id, "room", "present", "absent", DriftReason.PRUNE_OCCUPIED,
-                          f"not pruned: {room.joined_participants} participant(s) joined "
-                          "(--prune-occupied ends it anyway)")
-            rooms.append(RoomPlan(room_id, "", "drift", room.sid, drifts=(drift,), kind=KIND))
-            continue
-        action = Action(ActionKind.DELETE_ROOM, room_id, (FieldChange("room", room_id, None),), {"room_id": room_id},
-                        old_sid=room.sid)
-        rooms.append(RoomPlan(room_id, "", "delete", room.sid, actions=(action,), kind=KIND))
-    return Plan(tuple(rooms), unmanaged)
+    undeclared = set(by_id) - {d.name for d in desired}
+    pruned, unmanaged = prune_plans([PruneCandidate(i, by_id[i].sid, by_id[i].joined_participants)
+                                     for i in undeclared], options, KIND, "room_id")
+    return Plan((*rooms, *pruned), unmanaged)

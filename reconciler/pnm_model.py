@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 
 from pydantic import Field, field_validator, model_validator
 
-from .model import PositiveUInt32, ServerRef, Strict
+from .model import ObjectMeta, PositiveUInt32, ServerRef, Strict
 
 ROOM_ID_RE = re.compile(r"^[a-zA-Z0-9-_]+$")
 SPEC_HASH_KEY = "roomctl.dev/spec-hash"
@@ -216,17 +216,10 @@ def check_room_id(value: str) -> None:
         raise ValueError(f"room id {value!r} is reserved by plugNmeet (starts with 'user_' or contains '-FIELD_')")
 
 
-class PnmObjectMeta(Strict):
-    name: Annotated[str, Field(min_length=1)]
-    namespace: str | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
-
-
 class PlugNmeetRoomManifest(Strict):
     api_version: Literal["roomctl.dev/v1alpha1"]
     kind: Literal["PlugNmeetRoom"]
-    metadata: PnmObjectMeta
+    metadata: ObjectMeta
     spec: PnmSpec
 
     @model_validator(mode="after")

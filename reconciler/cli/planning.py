@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, replace
 
-from ..backends.livekit import LiveKitBackend
 from ..manifests import Inputs
-from ..model import DesiredRoom
-from ..plan import Plan, PlanOptions, plan
+from ..plan import Plan, PlanOptions, check_prune, plan
 from ..plan_pnm import plan_pnm
 from .common import Backends
 
@@ -33,11 +31,6 @@ def plan_options(args: argparse.Namespace) -> PlanOptions:
     )
 
 
-async def make_plan(backend: LiveKitBackend, rooms: list[DesiredRoom], options: PlanOptions) -> Plan:
-    observed = await backend.observe(rooms, list_all=options.prune)
-    return plan(rooms, observed, options)
-
-
 @dataclass(frozen=True)
 class CombinedPlan:
     """One plan per backend, shown and counted as one."""
@@ -51,18 +44,24 @@ class CombinedPlan:
 
 
 async def make_combined_plan(backends: Backends, inputs: Inputs, options: PlanOptions) -> CombinedPlan:
-    """Each document routed to its backend: one ListRooms, one getActiveRoomsInfo (DESIGN §3)."""
-    anything = bool(inputs.livekit or inputs.plugnmeet)
+    """Each document routed to its backend: one ListRooms, one getActiveRoomsInfo (DESIGN §3).
+
+    Prune is per backend and only where that backend has declared rooms (or --allow-empty): a folder
+    of PlugNmeetRooms must not empty the LiveKit server. LiveKit never prunes a room that a
+    PlugNmeetRoom declares: plugNmeet names its LiveKit room after the room id."""
+    check_prune(options, bool(inputs.livekit or inputs.plugnmeet))
+
+    def scoped(declared: bool) -> PlanOptions:
+        return options if declared or options.allow_empty else replace(options, prune=False)
+
+    livekit_options = replace(scoped(bool(inputs.livekit)),
+                              declared_elsewhere=frozenset(r.name for r in inputs.plugnmeet))
     livekit = Plan(())
-    if inputs.livekit or options.prune:
-        observed = await backends.livekit.observe(inputs.livekit, list_all=options.prune)
-        if options.prune and not inputs.livekit and anything:
-            options_lk = replace(options, allow_empty=True)  # the other backend's rooms are declared
-        else:
-            options_lk = options
-        livekit = plan(inputs.livekit, observed, options_lk)
+    if inputs.livekit or livekit_options.prune:
+        observed = await backends.livekit.observe(inputs.livekit, list_all=livekit_options.prune)
+        livekit = plan(inputs.livekit, observed, livekit_options)
     pnm = Plan(())
     if backends.plugnmeet is not None:
         active = await backends.plugnmeet.active_rooms()
-        pnm = plan_pnm(inputs.plugnmeet, active, options, anything_declared=anything)
+        pnm = plan_pnm(inputs.plugnmeet, active, scoped(bool(inputs.plugnmeet)))
     return CombinedPlan(livekit, pnm)

@@ -193,7 +193,7 @@ def conclude(
     events: list[Event] = []
     sid = observed.sid if observed else ""
     participants = observed.num_participants if observed else 0
-    failed = [r for r in results if not r.ok]
+    unsuccessful = [r for r in results if not r.ok]
     for result in results:
         if not result.ok:
             continue
@@ -216,9 +216,9 @@ def conclude(
                                               for d in group)))
 
     generation = obj.generation
-    if failed:
-        message = "; ".join(f"{r.action.kind}: {r.error}" for r in failed)
-        failure = _failure_from_results(failed)
+    if unsuccessful:
+        failure = _failure_from_results(unsuccessful)
+        message = failure.message
         events.append(Event("Warning", SYNC_FAILED, message))
         ready = condition(previous, "Ready", False, failure.reason, message, generation, now)
         synced = condition(previous, "Synced", False, SYNC_FAILED, message, generation, now)
@@ -257,9 +257,9 @@ def conclude(
     return Outcome(status, tuple(events), failure)
 
 
-def _failure_from_results(failed: Sequence[ActionResult]) -> Failure:
-    cause = next((r.cause for r in failed if r.cause is not None), None)
-    message = "; ".join(f"{r.action.kind}: {r.error}" for r in failed)
+def _failure_from_results(unsuccessful: Sequence[ActionResult]) -> Failure:
+    cause = next((r.cause for r in unsuccessful if r.cause is not None), None)
+    message = "; ".join(f"{r.action.kind}: {r.error}" for r in unsuccessful)
     if cause is None:
         return Failure("SyncFailed", message, "temporary", 30.0)
     found = failure_for(cause)

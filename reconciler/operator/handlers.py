@@ -5,7 +5,6 @@ result: status patch, events, retry. The sweep is one task over the kopf index o
 from __future__ import annotations
 
 import asyncio
-import base64
 import datetime
 import logging
 from collections.abc import Collection
@@ -18,7 +17,7 @@ from ..backends.errors import BackendError
 from ..crd import GROUP, VERSION
 from . import metrics
 from .decide import CredentialsError, Event, Outcome, RoomObject, status_changed
-from .kube import Connection, KubeClient
+from .kube import KubeClient
 from .reconciler import Reconciler
 from .servers import Credentials, ServerPool, server_key
 
@@ -82,30 +81,6 @@ def settings() -> kopf.OperatorSettings:
     return result
 
 
-def _connection(info: kopf.ConnectionInfo) -> Connection:
-    def raw(value: str | bytes | None) -> bytes | None:
-        if value is None:
-            return None
-        data = value.encode() if isinstance(value, str) else value
-        # kubeconfig carries base64 *-data; kopf passes it through as given.
-        try:
-            return base64.b64decode(data, validate=True)
-        except ValueError:
-            return data
-
-    return Connection(
-        server=info.server,
-        token=info.token,
-        ca_path=str(info.ca_path) if info.ca_path else None,
-        ca_data=raw(info.ca_data),
-        insecure=bool(info.insecure),
-        certificate_path=str(info.certificate_path) if info.certificate_path else None,
-        certificate_data=raw(info.certificate_data),
-        private_key_path=str(info.private_key_path) if info.private_key_path else None,
-        private_key_data=raw(info.private_key_data),
-    )
-
-
 def _seconds_since(stamp: str | None) -> float | None:
     if not stamp:
         return None
@@ -134,7 +109,8 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         info = kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
         if info is not None:
-            state.kube = KubeClient(_connection(info))
+            verify = info.as_ssl_context() if info.server.startswith("https") else True
+            state.kube = KubeClient(info.server, info.as_http_headers(), verify)
         return info
 
     @kopf.index(*room, id=INDEX, registry=registry)

@@ -7,10 +7,8 @@ import base64
 import datetime
 import logging
 import ssl
-import tempfile
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -21,56 +19,20 @@ from .decide import Event, RoomObject
 log = logging.getLogger("roomctl.operator.kube")
 
 
-@dataclass(frozen=True)
-class Connection:
-    """Where the API server is and how to authenticate (filled from kopf's login result)."""
-
-    server: str
-    token: str | None = None
-    ca_path: str | None = None
-    ca_data: bytes | None = None
-    insecure: bool = False
-    certificate_path: str | None = None
-    certificate_data: bytes | None = None
-    private_key_path: str | None = None
-    private_key_data: bytes | None = None
-
-    def __repr__(self) -> str:
-        return f"Connection(server={self.server!r})"  # never the token
-
-
 class KubeError(Exception):
     def __init__(self, message: str, status: int = 0) -> None:
         super().__init__(message)
         self.status = status
 
 
-def _ssl_context(conn: Connection) -> ssl.SSLContext | bool:
-    if not conn.server.startswith("https"):
-        return True
-    if conn.insecure:
-        return False
-    context = ssl.create_default_context(cafile=conn.ca_path)
-    if conn.ca_data:
-        context.load_verify_locations(cadata=conn.ca_data.decode())
-    cert, key = conn.certificate_path, conn.private_key_path
-    if conn.certificate_data and conn.private_key_data:
-        # ssl only loads client certificates from files.
-        with tempfile.NamedTemporaryFile("wb", delete=False, suffix=".crt") as c_file:
-            c_file.write(conn.certificate_data)
-        with tempfile.NamedTemporaryFile("wb", delete=False, suffix=".key") as k_file:
-            k_file.write(conn.private_key_data)
-        cert, key = c_file.name, k_file.name
-    if cert:
-        context.load_cert_chain(cert, key)
-    return context
-
-
 class KubeClient:
-    def __init__(self, conn: Connection, timeout: float = 15.0) -> None:
-        headers = {"Authorization": f"Bearer {conn.token}"} if conn.token else {}
-        self.client = httpx.AsyncClient(base_url=conn.server.rstrip("/"), headers=headers,
-                                        verify=_ssl_context(conn), timeout=timeout)
+    """`headers` and `verify` come from kopf's login result (ConnectionInfo.as_http_headers and
+    .as_ssl_context), so token, basic auth, CA and client certificates are handled once, by kopf."""
+
+    def __init__(self, server: str, headers: Mapping[str, str], verify: ssl.SSLContext | bool,
+                 timeout: float = 15.0) -> None:
+        self.client = httpx.AsyncClient(base_url=server.rstrip("/"), headers=dict(headers), verify=verify,
+                                        timeout=timeout)
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -83,13 +83,13 @@ class Reconciler:
     batch_window: float = 0.05
     concurrency: int = 16
     _locks: dict[str, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
-    _batchers: dict[int, ObservationBatcher] = field(default_factory=dict)
+    _batchers: dict[LiveKitBackend, ObservationBatcher] = field(default_factory=dict)
     _touched: dict[str, float] = field(default_factory=dict)
 
     def _batcher(self, backend: LiveKitBackend) -> ObservationBatcher:
-        found = self._batchers.get(id(backend))
+        found = self._batchers.get(backend)
         if found is None:
-            found = self._batchers[id(backend)] = ObservationBatcher(backend, self.batch_window)
+            found = self._batchers[backend] = ObservationBatcher(backend, self.batch_window)
         return found
 
     async def _connect(self, obj: RoomObject) -> tuple[DesiredRoom, LiveKitBackend]:

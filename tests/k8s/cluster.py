@@ -158,7 +158,8 @@ def utc_now() -> str:
 
 @asynccontextmanager
 async def running_operator(tmp_path: Path, livekit_url: str, monkeypatch: Any, sync_interval: float = 3600.0,
-                           preload: list[dict[str, Any]] = ()) -> AsyncIterator[Cluster]:  # type: ignore[assignment]
+                           preload: list[dict[str, Any]] = (),  # type: ignore[assignment]
+                           namespaces: tuple[str, ...] = (), liveness: str | None = None) -> AsyncIterator[Cluster]:
     async with VersionedEmulator() as mock, kmock.Server(mock) as server:
         mock.resources[ROOMS] = kmock.ResourceInfo(kind="Room", namespaced=True, subresources={"status"},
                                                    verbs={"list", "watch", "get", "patch"})
@@ -178,7 +179,8 @@ async def running_operator(tmp_path: Path, livekit_url: str, monkeypatch: Any, s
         }))
         monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
         monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-        config = OperatorConfig(sync_interval=sync_interval, status_refresh=3600.0,
+        config = OperatorConfig(sync_interval=sync_interval, status_refresh=3600.0, namespaces=namespaces,
+                                liveness_endpoint=liveness,
                                 default_credentials=Credentials(livekit_url, DEFAULT_API_KEY, DEFAULT_API_SECRET))
         state = OperatorState(config)
         stop, ready_flag = asyncio.Event(), asyncio.Event()

@@ -110,3 +110,22 @@ async def test_bad_secret_gives_ready_false_with_a_reason_and_no_crash_loop(tmp_
         await cluster.apply("partial", {"serverRef": {"secretName": "lk-partial"}, "metadata": "fixed"})
         await cluster.wait_for(lambda: ready(cluster.get("partial")) == "True", what="partial Ready=True")
         assert (await server_rooms(sandbox.url))["partial"].metadata == "fixed"
+
+
+async def test_watched_namespaces_and_liveness(tmp_path: Path, sandbox: SandboxServer, monkeypatch: Any) -> None:
+    import httpx
+
+    from tests.support.server import free_port
+
+    port = free_port()
+    async with running_operator(tmp_path, sandbox.url, monkeypatch, sync_interval=1.0, namespaces=("events",),
+                                liveness=f"http://127.0.0.1:{port}/healthz") as cluster:
+        await cluster.apply("watched", {}, namespace="events")
+        await cluster.apply("elsewhere", {}, namespace="support")
+        await cluster.wait_for(lambda: ready(cluster.get("watched", "events")) == "True", what="watched Ready")
+        await cluster.wait_for(lambda: cluster.state.sweeps >= 1, what="a sweep")
+        assert "status" not in cluster.get("elsewhere", "support")  # type: ignore[operator]
+        assert set(await server_rooms(sandbox.url)) == {"watched"}
+        async with httpx.AsyncClient() as client:
+            health = await client.get(f"http://127.0.0.1:{port}/healthz")
+        assert health.status_code == 200 and health.json()["lastSweep"]

@@ -159,3 +159,36 @@ def test_token_for_a_plugnmeet_room_comes_from_get_join_token(sandbox: SandboxSe
     claims = jwt.decode(result.stdout.strip(), SECRET, algorithms=["HS256"])
     assert claims["room_id"] == "physics" and claims["user_id"] == "student-7" and claims["name"] == "Ada"
     assert sandbox.counts().get("plugnmeet.getJoinToken") == 1
+
+
+def livekit_rooms(sandbox: SandboxServer, create: tuple[str, ...] = ()) -> set[str]:
+    import asyncio
+
+    from reconciler.backends.livekit import LiveKitBackend
+
+    async def run() -> set[str]:
+        backend = LiveKitBackend(sandbox.url, "devkey", "secret")
+        try:
+            for name in create:
+                await backend.create_room({"name": name})
+            return {r.name for r in await backend.list_rooms()}
+        finally:
+            await backend.aclose()
+
+    return asyncio.run(run())
+
+
+def test_prune_with_only_plugnmeet_rooms_never_empties_livekit(sandbox: SandboxServer, tmp_path: Path) -> None:
+    # `physics` on LiveKit is the room plugNmeet itself runs the class in; `lk-other` belongs to no manifest kind.
+    livekit_rooms(sandbox, create=("physics", "lk-other"))
+    assert signed(sandbox, "create", {"room_id": "stale", "metadata": {"room_title": "s", "room_features": {}}})
+    result = roomctl(sandbox, "apply", str(classroom(tmp_path)), "--prune", "--prune-scope", "*")
+    assert result.returncode == 0, result.stderr
+    assert set(active(sandbox)) == {"physics"}  # the undeclared plugNmeet room in scope was ended
+    assert livekit_rooms(sandbox) == {"physics", "lk-other"}  # no LiveKit room declared: LiveKit not pruned
+
+    (tmp_path / "lk.yaml").write_text("apiVersion: roomctl.dev/v1alpha1\nkind: Room\nmetadata: {name: lk-room}\n")
+    mixed = roomctl(sandbox, "apply", str(tmp_path), "--prune", "--prune-scope", "*")
+    assert mixed.returncode == 0, mixed.stderr
+    # LiveKit is pruned now (it has a declared room), but never the room a PlugNmeetRoom declares.
+    assert livekit_rooms(sandbox) == {"physics", "lk-room"}
