@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.alias_generators import to_camel, to_snake
 
 from .model import API_VERSION, BareRoomConfiguration, DesiredRoom, RoomManifest
-from .pnm_model import DesiredPnmRoom, PlugNmeetRoomManifest
+from .model.plugnmeet import DesiredPnmRoom, PlugNmeetRoomManifest
 from .yamlsafe import YamlDocument, YamlError, load_documents
 
 KINDS: dict[str, type[BaseModel]] = {"Room": RoomManifest, "PlugNmeetRoom": PlugNmeetRoomManifest}

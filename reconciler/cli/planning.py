@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 
 from ..manifests import Inputs
 from ..plan import Plan, PlanOptions, check_prune, plan
-from ..plan_pnm import plan_pnm
+from ..plan.plugnmeet import plan_pnm
 from .common import Backends
 
 

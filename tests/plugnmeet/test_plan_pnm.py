@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from reconciler.model.plugnmeet import SPEC_HASH_KEY, DesiredPnmRoom, PlugNmeetRoomManifest, create_request
 from reconciler.observed import ObservedPnmRoom
 from reconciler.plan import ActionKind, DriftReason
-from reconciler.plan_pnm import plan_pnm_room
-from reconciler.pnm_model import SPEC_HASH_KEY, DesiredPnmRoom, PlugNmeetRoomManifest, create_request
+from reconciler.plan.plugnmeet import plan_pnm_room
 
 
 def desired(**spec: Any) -> DesiredPnmRoom:

@@ -5,25 +5,25 @@ Keys are camelCase; LiveKit's snake_case spelling is accepted too. Unknown keys 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, field_validator, model_validator
 
-API_VERSION = "roomctl.dev/v1alpha1"
-MAX_NAME_BYTES = 256
-MAX_METADATA_BYTES = 512 * 1024
-MAX_ATTRIBUTES_BYTES = 64 * 1024
-UINT32_MAX = 4_294_967_295
-# Bounds that keep the CRD's CEL rules (unique agent names) within the API server's cost budget.
-MAX_AGENTS = 64
-MAX_AGENT_NAME = 256
-
-# Strict: a string or a float is an error, not silently coerced.
-UInt32 = Annotated[int, Field(strict=True, ge=0, le=UINT32_MAX)]
-PositiveUInt32 = Annotated[int, Field(strict=True, ge=1, le=UINT32_MAX)]
+from .base import (
+    API_VERSION,
+    MAX_AGENT_NAME,
+    MAX_AGENTS,
+    MAX_NAME_BYTES,
+    JsonText,
+    ObjectMeta,
+    PositiveUInt32,
+    ServerRef,
+    Strict,
+    UInt32,
+    check_attributes,
+    check_bytes,
+)
 
 TrackSourceName = Literal["CAMERA", "MICROPHONE", "SCREEN_SHARE", "SCREEN_SHARE_AUDIO"]
 ParticipantKindName = Literal["STANDARD", "INGRESS", "EGRESS", "SIP", "AGENT", "CONNECTOR", "BRIDGE"]
@@ -32,63 +32,6 @@ IgnorableField = Literal[
     "metadata", "emptyTimeout", "departureTimeout", "maxParticipants", "agents", "participants",
 ]
 
-
-class Strict(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="forbid",
-        frozen=True,
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _one_spelling(cls, data: Any) -> Any:
-        """`emptyTimeout` and `empty_timeout` together would let one silently win."""
-        if isinstance(data, dict):
-            for name, info in cls.model_fields.items():
-                alias = info.alias or name
-                if alias != name and alias in data and name in data:
-                    raise ValueError(f"{alias!r} and {name!r} are the same field; give it once")
-        return data
-
-
-def canonical_json(value: Any) -> str:
-    """A mapping given as metadata is stored as canonical JSON: sorted keys, compact."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def _metadata_text(value: Any) -> Any:
-    if isinstance(value, dict | list):
-        return canonical_json(value)
-    return value
-
-
-def _check_bytes(value: str | None, limit: int, what: str) -> str | None:
-    # Not a string: leave it to the type check, which names the field and the expected type.
-    if isinstance(value, str) and len(value.encode()) > limit:
-        raise ValueError(f"{what} is {len(value.encode())} bytes; the server's limit is {limit}")
-    return value
-
-
-def _metadata_value(value: Any) -> Any:
-    return _check_bytes(_metadata_text(value), MAX_METADATA_BYTES, "metadata")
-
-
-# Metadata is a string on the wire; a manifest may give a mapping, stored as canonical JSON.
-# One type for every metadata field, so the conversion and the size limit live in one place.
-JsonText = Annotated[str, BeforeValidator(_metadata_value), WithJsonSchema({
-    "anyOf": [{"type": "string"}, {"type": "object"}],
-    "description": "A string; a mapping is stored as canonical JSON (sorted keys, compact).",
-})]
-
-
-def _check_attributes(value: dict[str, str | None] | None) -> dict[str, str | None] | None:
-    if value:
-        size = sum(len(k.encode()) + len((v or "").encode()) for k, v in value.items())
-        if size > MAX_ATTRIBUTES_BYTES:
-            raise ValueError(f"attributes total {size} bytes; the server's limit is {MAX_ATTRIBUTES_BYTES}")
-    return value
 
 
 class Permission(Strict):
@@ -122,12 +65,12 @@ class ParticipantRule(Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str | None) -> str | None:
-        return _check_bytes(value, MAX_NAME_BYTES, "name")
+        return check_bytes(value, MAX_NAME_BYTES, "name")
 
     @field_validator("attributes")
     @classmethod
     def _attributes(cls, value: dict[str, str | None] | None) -> dict[str, str | None] | None:
-        return _check_attributes(value)
+        return check_attributes(value)
 
     @model_validator(mode="after")
     def _remove_alone(self) -> ParticipantRule:
@@ -163,10 +106,6 @@ class Policy(Strict):
     ignore: list[IgnorableField] = Field(default_factory=list)
 
 
-class ServerRef(Strict):
-    secret_name: str
-
-
 class RoomConfigurationFields(Strict):
     """LiveKit's RoomConfiguration fields, shared by a Room's spec and a bare configuration document."""
 
@@ -187,7 +126,7 @@ class RoomConfigurationFields(Strict):
     def _name(cls, value: str | None) -> str | None:
         if value is not None and not value:
             raise ValueError("room name must not be empty")
-        return _check_bytes(value, MAX_NAME_BYTES, "room name")
+        return check_bytes(value, MAX_NAME_BYTES, "room name")
 
     @field_validator("agents")
     @classmethod
@@ -219,13 +158,6 @@ class RoomSpec(RoomConfigurationFields):
     participants: list[ParticipantRule] = Field(default_factory=list)
     policy: Policy = Field(default_factory=Policy)
     server_ref: ServerRef | None = None
-
-
-class ObjectMeta(Strict):
-    name: Annotated[str, Field(min_length=1)]
-    namespace: str | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
 
 
 class RoomManifest(Strict):

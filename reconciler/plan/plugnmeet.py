@@ -1,4 +1,4 @@
-"""The plan for plugNmeet rooms: pure, like plan.py (DESIGN §2 "kind: PlugNmeetRoom").
+"""The plan for plugNmeet rooms: pure, like plan/room.py (DESIGN §2 "kind: PlugNmeetRoom").
 
 plugNmeet cannot change a live room, so every difference is fixed by endRoom + create, and only
 under policy.recreate. The spec hash kept in extra_data tells "the manifest changed" (act, under
@@ -11,8 +11,9 @@ from typing import Any
 
 from pydantic.alias_generators import to_camel
 
-from .observed import ObservedPnmRoom
-from .plan import (
+from ..model.plugnmeet import SPEC_HASH_KEY, DesiredPnmRoom, create_request, spec_hash
+from ..observed import ObservedPnmRoom
+from .core import (
     Action,
     ActionKind,
     Drift,
@@ -25,7 +26,6 @@ from .plan import (
     check_prune,
     prune_plans,
 )
-from .pnm_model import SPEC_HASH_KEY, DesiredPnmRoom, create_request, spec_hash
 
 KIND = "PlugNmeetRoom"
 

@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 
 from pydantic import Field, field_validator, model_validator
 
-from .model import ObjectMeta, PositiveUInt32, ServerRef, Strict
+from .base import ObjectMeta, PositiveUInt32, ServerRef, Strict
 
 ROOM_ID_RE = re.compile(r"^[a-zA-Z0-9-_]+$")
 SPEC_HASH_KEY = "roomctl.dev/spec-hash"

@@ -1,0 +1,32 @@
+"""Desired state, one module per kind: `room` (Room), `plugnmeet` (PlugNmeetRoom); `base` is shared."""
+
+from .base import API_VERSION, ObjectMeta, ServerRef, Strict, canonical_json
+from .plugnmeet import DesiredPnmRoom, PlugNmeetRoomManifest
+from .room import (
+    AgentDispatchSpec,
+    BareRoomConfiguration,
+    DesiredRoom,
+    ParticipantRule,
+    Permission,
+    Policy,
+    RoomManifest,
+    RoomSpec,
+)
+
+__all__ = [
+    "API_VERSION",
+    "AgentDispatchSpec",
+    "BareRoomConfiguration",
+    "DesiredPnmRoom",
+    "DesiredRoom",
+    "ObjectMeta",
+    "ParticipantRule",
+    "Permission",
+    "PlugNmeetRoomManifest",
+    "Policy",
+    "RoomManifest",
+    "RoomSpec",
+    "ServerRef",
+    "Strict",
+    "canonical_json",
+]

@@ -1,0 +1,93 @@
+"""What every kind's model shares: strict camelCase models, limits, metadata text, object metadata."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic.alias_generators import to_camel
+
+API_VERSION = "roomctl.dev/v1alpha1"
+MAX_NAME_BYTES = 256
+MAX_METADATA_BYTES = 512 * 1024
+MAX_ATTRIBUTES_BYTES = 64 * 1024
+UINT32_MAX = 4_294_967_295
+# Bounds that keep the CRD's CEL rules (unique agent names) within the API server's cost budget.
+MAX_AGENTS = 64
+MAX_AGENT_NAME = 256
+
+# Strict: a string or a float is an error, not silently coerced.
+UInt32 = Annotated[int, Field(strict=True, ge=0, le=UINT32_MAX)]
+PositiveUInt32 = Annotated[int, Field(strict=True, ge=1, le=UINT32_MAX)]
+
+class Strict(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_spelling(cls, data: Any) -> Any:
+        """`emptyTimeout` and `empty_timeout` together would let one silently win."""
+        if isinstance(data, dict):
+            for name, info in cls.model_fields.items():
+                alias = info.alias or name
+                if alias != name and alias in data and name in data:
+                    raise ValueError(f"{alias!r} and {name!r} are the same field; give it once")
+        return data
+
+
+def canonical_json(value: Any) -> str:
+    """A mapping given as metadata is stored as canonical JSON: sorted keys, compact."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _metadata_text(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        return canonical_json(value)
+    return value
+
+
+def check_bytes(value: str | None, limit: int, what: str) -> str | None:
+    # Not a string: leave it to the type check, which names the field and the expected type.
+    if isinstance(value, str) and len(value.encode()) > limit:
+        raise ValueError(f"{what} is {len(value.encode())} bytes; the server's limit is {limit}")
+    return value
+
+
+def _metadata_value(value: Any) -> Any:
+    return check_bytes(_metadata_text(value), MAX_METADATA_BYTES, "metadata")
+
+
+# Metadata is a string on the wire; a manifest may give a mapping, stored as canonical JSON.
+# One type for every metadata field, so the conversion and the size limit live in one place.
+JsonText = Annotated[str, BeforeValidator(_metadata_value), WithJsonSchema({
+    "anyOf": [{"type": "string"}, {"type": "object"}],
+    "description": "A string; a mapping is stored as canonical JSON (sorted keys, compact).",
+})]
+
+
+def check_attributes(value: dict[str, str | None] | None) -> dict[str, str | None] | None:
+    if value:
+        size = sum(len(k.encode()) + len((v or "").encode()) for k, v in value.items())
+        if size > MAX_ATTRIBUTES_BYTES:
+            raise ValueError(f"attributes total {size} bytes; the server's limit is {MAX_ATTRIBUTES_BYTES}")
+    return value
+
+
+class ObjectMeta(Strict):
+    name: Annotated[str, Field(min_length=1)]
+    namespace: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+
+class ServerRef(Strict):
+    secret_name: str
+
+

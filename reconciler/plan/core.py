@@ -1,0 +1,181 @@
+"""The plan's vocabulary, shared by every kind: actions, drift, per-room plans, prune (DESIGN §3).
+Pure: no I/O, no clock, no randomness."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from fnmatch import fnmatchcase
+from typing import Any
+
+
+class ActionKind(StrEnum):
+    CREATE_ROOM = "CreateRoom"
+    RECREATE_ROOM = "RecreateRoom"
+    UPDATE_ROOM_METADATA = "UpdateRoomMetadata"
+    CREATE_DISPATCH = "CreateDispatch"
+    DELETE_DISPATCH = "DeleteDispatch"
+    UPDATE_PARTICIPANT = "UpdateParticipant"
+    REMOVE_PARTICIPANT = "RemoveParticipant"
+    DELETE_ROOM = "DeleteRoom"
+
+
+# Execution order (DESIGN §3 "Order"): creates/re-creates, metadata, dispatches, participants, deletes.
+PHASES: dict[ActionKind, int] = {
+    ActionKind.CREATE_ROOM: 0,
+    ActionKind.RECREATE_ROOM: 0,
+    ActionKind.UPDATE_ROOM_METADATA: 1,
+    ActionKind.CREATE_DISPATCH: 2,
+    ActionKind.DELETE_DISPATCH: 2,
+    ActionKind.UPDATE_PARTICIPANT: 3,
+    ActionKind.REMOVE_PARTICIPANT: 3,
+    ActionKind.DELETE_ROOM: 4,
+}
+
+
+class DriftReason(StrEnum):
+    RECREATE_NEVER = "recreate_never"
+    RECREATE_OCCUPIED = "recreate_occupied"
+    OBSERVE_ONLY = "observe_only"
+    IGNORED = "ignored"
+    NOT_READABLE = "not_readable"
+    CANNOT_CLEAR = "cannot_clear"
+    PRUNE_OCCUPIED = "prune_occupied"
+    SERVER_REFUSED = "server_refused"  # plugNmeet: created with the value, the server serves another
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    field: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: ActionKind
+    room: str
+    changes: tuple[FieldChange, ...] = ()
+    # The Twirp JSON request body (proto names) the executor sends.
+    request: Mapping[str, Any] = field(default_factory=dict)
+    target: str = ""  # participant identity or dispatch id
+    old_sid: str = ""
+    # After creating the room, delete the server's implicit agent_name "" dispatch (agents: Exact).
+    drop_implicit_dispatch: bool = False
+
+    @property
+    def phase(self) -> int:
+        return PHASES[self.kind]
+
+
+@dataclass(frozen=True)
+class Drift:
+    room: str
+    field: str
+    observed: Any
+    desired: Any
+    reason: DriftReason
+    detail: str
+
+
+@dataclass(frozen=True)
+class RoomPlan:
+    name: str
+    source: str  # file:line of the manifest, or "" for an undeclared room
+    status: str  # create | recreate | update | delete | in-sync | drift | absent
+    sid: str = ""
+    actions: tuple[Action, ...] = ()
+    drifts: tuple[Drift, ...] = ()
+    not_verifiable: tuple[str, ...] = ()
+    kind: str = "Room"  # the manifest kind, which says the backend: Room (LiveKit) or PlugNmeetRoom
+
+
+@dataclass(frozen=True)
+class Plan:
+    rooms: tuple[RoomPlan, ...]
+    unmanaged: int = 0
+
+    @property
+    def actions(self) -> list[Action]:
+        every = [a for room in self.rooms for a in room.actions]
+        return sorted(every, key=lambda a: a.phase)  # stable: room order within a phase
+
+    @property
+    def drifts(self) -> list[Drift]:
+        return [d for room in self.rooms for d in room.drifts]
+
+    @property
+    def has_changes(self) -> bool:
+        return any(room.actions for room in self.rooms)
+
+    def counts(self) -> dict[str, int]:
+        counts = {"create": 0, "update": 0, "recreate": 0, "delete": 0}
+        for room in self.rooms:
+            if room.status in counts:
+                counts[room.status] += 1
+        counts["drift"] = len(self.drifts)
+        counts["unmanaged"] = self.unmanaged
+        return counts
+
+
+class PlanRefused(Exception):
+    """The plan would be unsafe to run (e.g. prune with nothing declared)."""
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    prune: bool = False
+    prune_scopes: tuple[str, ...] = ()
+    allow_empty: bool = False
+    prune_occupied: bool = False
+    # Room names that another kind's manifests own (a PlugNmeetRoom's LiveKit room): never pruned here.
+    declared_elsewhere: frozenset[str] = frozenset()
+
+
+
+def _matches_scope(name: str, scopes: Sequence[str]) -> bool:
+    return any(fnmatchcase(name, scope) for scope in scopes)
+
+
+def check_prune(options: PlanOptions, anything_declared: bool) -> None:
+    """Refuse a prune that would be unsafe to run (DESIGN §3 "Prune")."""
+    if not options.prune:
+        return
+    if not options.prune_scopes:
+        raise PlanRefused("--prune needs at least one --prune-scope GLOB")
+    if not anything_declared and not options.allow_empty:
+        raise PlanRefused("refusing to prune: no rooms are declared (pass --allow-empty if that is intended)")
+
+
+@dataclass(frozen=True)
+class PruneCandidate:
+    """A room the server has and no manifest declares."""
+
+    name: str
+    sid: str
+    occupants: int
+
+
+def prune_plans(candidates: Sequence[PruneCandidate], options: PlanOptions, kind: str = "Room",
+                request_key: str = "room") -> tuple[list[RoomPlan], int]:
+    """Deletes for undeclared rooms inside a --prune-scope (occupied ones only with --prune-occupied);
+    every other undeclared room is only counted as unmanaged. Shared by both backends."""
+    plans: list[RoomPlan] = []
+    unmanaged = 0
+    for room in sorted(candidates, key=lambda c: c.name):
+        if not (options.prune and _matches_scope(room.name, options.prune_scopes)):
+            unmanaged += 1
+            continue
+        if room.occupants and not options.prune_occupied:
+            drift = Drift(room.name, "room", "present", "absent", DriftReason.PRUNE_OCCUPIED,
+                          f"not pruned: the room has {room.occupants} participant(s) "
+                          "(--prune-occupied deletes it anyway)")
+            plans.append(RoomPlan(room.name, "", "drift", room.sid, drifts=(drift,), kind=kind))
+            continue
+        action = Action(ActionKind.DELETE_ROOM, room.name, (FieldChange("room", room.name, None),),
+                        {request_key: room.name}, old_sid=room.sid)
+        plans.append(RoomPlan(room.name, "", "delete", room.sid, actions=(action,), kind=kind))
+    return plans, unmanaged
+
+
