@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..backends.livekit import LiveKitBackend
 from ..backends.plugnmeet import PlugNmeetBackend
+from ..engine import Backends
 from ..manifests import Inputs, ManifestError
 from ..sandbox import (
     DEFAULT_API_KEY,
@@ -89,14 +90,6 @@ def server_settings(args: argparse.Namespace) -> ServerSettings:
     if not secret:
         raise UsageError("no API secret: set LIVEKIT_API_SECRET or pass --api-secret-file")
     return ServerSettings(url, key, secret)
-
-
-@dataclass
-class Backends:
-    """The servers one run talks to; plugnmeet is None when no PlugNmeetRoom is involved."""
-
-    livekit: LiveKitBackend
-    plugnmeet: PlugNmeetBackend | None = None
 
 
 def wants_plugnmeet(inputs: Inputs, prune: bool) -> bool:

@@ -9,11 +9,12 @@ import json
 import sys
 
 from ..backends.errors import BackendError
+from ..engine import make_combined_plan
 from ..manifests import ManifestError, load_inputs
 from ..plan import PlanRefused
 from ..render import plan_json, render_text
 from .common import UsageError, add_server_options, open_backends, report_manifest_error, wants_plugnmeet
-from .planning import add_plan_options, make_combined_plan, plan_options
+from .planning import add_plan_options, plan_options
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
