@@ -13,6 +13,7 @@ import hmac
 import json
 import os
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
@@ -179,7 +180,7 @@ class Sandbox:
             # The auth middleware runs before Twirp routing (livekit-api.md §1.6).
             query = parse_qs(scope.get("query_string", b"").decode())
             token = extract_token(headers.get("authorization"), (query.get("access_token") or [None])[0])
-            claims = verify(token, self.config.api_keys, self.clock.now()) if token is not None else None
+            claims = verify(token, self.config.api_keys, time.time()) if token is not None else None
         except MiddlewareAuthError as exc:
             await _respond(send, 401, exc.text.encode(), "text/plain; charset=utf-8")
             return
@@ -287,7 +288,7 @@ class Sandbox:
         if path == "/sandbox/join" and verb == "POST":
             token = str(data.get("token", ""))
             try:
-                claims = verify(token, self.config.api_keys, self.clock.now())
+                claims = verify(token, self.config.api_keys, time.time())
             except MiddlewareAuthError as exc:
                 return 401, {"error": exc.text}
             try:

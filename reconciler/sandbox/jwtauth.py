@@ -113,7 +113,8 @@ def _verify_fully(token: str, keys: dict[str, str], now: float) -> Claims:
 
 
 def _decode_at(token: str, secret: str, now: float) -> dict[str, Any]:
-    """Verify at the sandbox clock's `now` (which tests move forward), not the host's."""
+    """Verify at `now`: the caller passes real time. The sandbox's fake clock moves room timeouts
+    only; token validity stays on real time, as a client's tokens do (issue 13 item 7)."""
     claims: dict[str, Any] = jwt.decode(
         token,
         secret,

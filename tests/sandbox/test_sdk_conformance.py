@@ -180,3 +180,22 @@ async def test_rooms_expire_on_the_fake_clock(lk: api.LiveKitAPI, sandbox: Sandb
     assert [r.name for r in (await lk.room.list_rooms(api.ListRoomsRequest())).rooms] == ["used"]
     sandbox.test_api("POST", "clock", {"advance": 2})  # the agent does not keep the room open
     assert (await lk.room.list_rooms(api.ListRoomsRequest())).rooms == []
+
+
+async def test_clock_advance_moves_room_timeouts_only_not_token_validity(lk: api.LiveKitAPI,
+                                                                          sandbox: SandboxServer) -> None:
+    """Issue 13 item 7: after advancing the fake clock past a token's 10-minute life, real-time
+    tokens still authenticate (they were 401 before), while the room's emptyTimeout did elapse."""
+    await lk.room.create_room(api.CreateRoomRequest(name="aging", empty_timeout=60))
+    one_minute = mint({"sub": "", "video": {"roomList": True}}, ttl=60)
+    sandbox.test_api("POST", "clock", {"advance": 11 * 60})
+    assert (await lk.room.list_rooms(api.ListRoomsRequest())).rooms == []  # the room timed out
+    listed = httpx.post(f"{sandbox.url}/twirp/livekit.RoomService/ListRooms", json={},
+                        headers={"Authorization": f"Bearer {one_minute}"})
+    assert listed.status_code == 200, listed.text
+    await lk.room.create_room(api.CreateRoomRequest(name="fresh"))
+    join(sandbox, "fresh", "late-joiner")  # a join token minted on real time is accepted too
+    expired = mint({"video": {"roomList": True}}, exp_offset=-120)  # expired in real time: still refused
+    refused = httpx.post(f"{sandbox.url}/twirp/livekit.RoomService/ListRooms", json={},
+                         headers={"Authorization": f"Bearer {expired}"})
+    assert refused.status_code == 401
