@@ -8,13 +8,14 @@ models' JSON Schema is rewritten here rather than written twice by hand.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 
 from .model import RoomSpec
+from .model.plugnmeet import ROOM_ID_RE, PnmSpec
 
 GROUP = "roomctl.dev"
 VERSION = "v1alpha1"
@@ -151,6 +152,8 @@ class Kind:
     short_names: tuple[str, ...]
     spec_model: type[BaseModel]
     name_field: str  # the spec field naming the server-side room (immutable)
+    # Rules the model states in validators rather than in its JSON Schema: (root schema, spec schema).
+    extra_rules: Callable[[dict[str, Any], dict[str, Any]], None] | None = None
 
 
 def _room_spec_schema(spec: dict[str, Any], name_field: str) -> dict[str, Any]:
@@ -175,9 +178,55 @@ def _room_spec_schema(spec: dict[str, Any], name_field: str) -> dict[str, Any]:
     return spec
 
 
+def _pnm_room_id_rules(root: dict[str, Any], spec: dict[str, Any]) -> None:
+    """plugNmeet's room-id rules (model.plugnmeet.check_room_id), so `kubectl apply` refuses what the
+    server would: the regex as a pattern, the reserved shapes as CEL. Without spec.roomId the object's
+    name is the room id; a Kubernetes name can only break the regex with a dot."""
+    room_id = spec["properties"]["roomId"]
+    room_id["pattern"] = ROOM_ID_RE.pattern
+    room_id.setdefault("x-kubernetes-validations", []).append({
+        "rule": "!self.startsWith('user_') && !self.contains('-FIELD_')",
+        "message": "a room id starting with 'user_' or containing '-FIELD_' is reserved by plugNmeet",
+    })
+    root.setdefault("x-kubernetes-validations", []).append({
+        "rule": "has(self.spec.roomId) || !self.metadata.name.contains('.')",
+        "message": "metadata.name is the room id when spec.roomId is not set, and a room id cannot contain "
+                   "'.' (^[a-zA-Z0-9-_]+$): set spec.roomId",
+    })
+
+
+def _printer_columns() -> list[dict[str, Any]]:
+    def condition(type_: str, field: str) -> str:
+        return f'.status.conditions[?(@.type=="{type_}")].{field}'
+
+    return [
+        {"name": "Room", "type": "string", "jsonPath": ".status.roomName"},
+        {"name": "Ready", "type": "string", "jsonPath": condition("Ready", "status")},
+        {"name": "Synced", "type": "string", "jsonPath": condition("Synced", "status")},
+        {"name": "Participants", "type": "integer", "jsonPath": ".status.numParticipants"},
+        {"name": "Reason", "type": "string", "priority": 1, "jsonPath": condition("Ready", "reason")},
+        {"name": "Sid", "type": "string", "priority": 1, "jsonPath": ".status.roomSid"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ]
+
+
 def crd(kind: Kind) -> dict[str, Any]:
     spec = _room_spec_schema(model_schema(kind.spec_model), kind.name_field)
     spec["description"] = spec.get("description") or f"The desired {kind.kind}."
+    root: dict[str, Any] = {
+        "type": "object",
+        "description": f"roomctl {kind.kind}: one object owns one room on the server.",
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": spec,
+            "status": status_schema(),
+        },
+    }
+    if kind.extra_rules is not None:
+        kind.extra_rules(root, spec)
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -198,34 +247,17 @@ def crd(kind: Kind) -> dict[str, Any]:
                 "served": True,
                 "storage": True,
                 "subresources": {"status": {}},
-                "additionalPrinterColumns": [
-                    {"name": "Room", "type": "string", "jsonPath": ".status.roomName"},
-                    {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
-                    {"name": "Participants", "type": "integer", "jsonPath": ".status.numParticipants"},
-                    {"name": "Reason", "type": "string", "priority": 1,
-                     "jsonPath": '.status.conditions[?(@.type=="Ready")].reason'},
-                    {"name": "Sid", "type": "string", "priority": 1, "jsonPath": ".status.roomSid"},
-                    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-                ],
-                "schema": {"openAPIV3Schema": {
-                    "type": "object",
-                    "description": f"roomctl {kind.kind}: one object owns one room on the server.",
-                    "required": ["spec"],
-                    "properties": {
-                        "apiVersion": {"type": "string"},
-                        "kind": {"type": "string"},
-                        "metadata": {"type": "object"},
-                        "spec": spec,
-                        "status": status_schema(),
-                    },
-                }},
+                "additionalPrinterColumns": _printer_columns(),
+                "schema": {"openAPIV3Schema": root},
             }],
         },
     }
 
 
 ROOM = Kind("Room", "rooms", ("lkroom", "lkrooms"), RoomSpec, "name")
-KINDS: tuple[Kind, ...] = (ROOM,)
+PLUGNMEET_ROOM = Kind("PlugNmeetRoom", "plugnmeetrooms", ("pnmroom", "pnmrooms"), PnmSpec, "roomId",
+                      _pnm_room_id_rules)
+KINDS: tuple[Kind, ...] = (ROOM, PLUGNMEET_ROOM)
 
 
 def all_crds() -> list[dict[str, Any]]:

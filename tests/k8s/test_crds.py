@@ -13,6 +13,7 @@ from tests.support.crdcheck import schema_of, validate
 
 ROOT = Path(__file__).resolve().parents[2]
 ROOM_CRD = next(c for c in all_crds() if c["spec"]["names"]["kind"] == "Room")
+PNM_CRD = next(c for c in all_crds() if c["spec"]["names"]["kind"] == "PlugNmeetRoom")
 FORBIDDEN_KEYS = {"$ref", "$defs", "title", "anyOf", "oneOf", "allOf", "definitions", "const"}
 
 
@@ -59,7 +60,9 @@ def test_crd_surface(crd: dict[str, Any]) -> None:
     assert version["subresources"] == {"status": {}}
     assert "livekit" in spec["names"]["categories"] and spec["names"]["shortNames"]
     columns = [c["name"] for c in version["additionalPrinterColumns"] if not c.get("priority")]
-    assert columns == ["Room", "Ready", "Participants", "Age"]
+    assert columns == ["Room", "Ready", "Synced", "Participants", "Age"]
+    synced = next(c for c in version["additionalPrinterColumns"] if c["name"] == "Synced")
+    assert synced["jsonPath"] == '.status.conditions[?(@.type=="Synced")].status'
     status = schema_of(crd)["properties"]["status"]["properties"]
     assert {"observedGeneration", "roomSid", "numParticipants", "lastSyncTime", "drift", "conditions"} <= set(status)
     condition = status["conditions"]["items"]
@@ -123,3 +126,72 @@ def test_room_name_is_immutable() -> None:
     assert any("immutable" in e for e in validate(ROOM_CRD, room(name="beta"), old=old))
     assert any("immutable" in e for e in validate(ROOM_CRD, room(), old=old))
     assert any("immutable" in e for e in validate(ROOM_CRD, room(name="x"), old=room()))
+
+
+def test_both_kinds_are_generated() -> None:
+    names = {c["spec"]["names"]["kind"]: c["spec"]["names"] for c in all_crds()}
+    assert set(names) == {"Room", "PlugNmeetRoom"}
+    assert names["PlugNmeetRoom"]["plural"] == "plugnmeetrooms" and names["PlugNmeetRoom"]["shortNames"] == [
+        "pnmroom", "pnmrooms"]
+    assert PNM_CRD["metadata"]["name"] == "plugnmeetrooms.roomctl.dev"
+
+
+def test_every_example_plugnmeet_room_is_valid() -> None:
+    examples = _example_objects("PlugNmeetRoom")
+    assert [e["metadata"]["name"] for e in examples if e["metadata"]["name"] == "physics-101"]  # classroom.yaml
+    for obj in examples:
+        assert validate(PNM_CRD, obj) == [], obj["metadata"]["name"]
+
+
+def pnm(name: str = "physics", **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"metadata": {"roomTitle": "Physics"}, **spec}
+    return {"apiVersion": "roomctl.dev/v1alpha1", "kind": "PlugNmeetRoom", "metadata": {"name": name},
+            "spec": body}
+
+
+PNM_INVALID = {
+    "room id with a dot": pnm(roomId="a.b"),
+    "room id with a space": pnm(roomId="a b"),
+    "room id with a slash": pnm(roomId="a/b"),
+    "non-ASCII room id": pnm(roomId="h\u00e9llo"),
+    "empty room id": pnm(roomId=""),
+    "reserved user_ prefix (CEL)": pnm(roomId="user_42"),
+    "reserved -FIELD_ (CEL)": pnm(roomId="x-FIELD_y"),
+    "name with a dot and no roomId (CEL)": pnm(name="physics.101"),
+    "no roomTitle": {**pnm(), "spec": {"metadata": {}}},
+    "empty roomTitle": {**pnm(), "spec": {"metadata": {"roomTitle": ""}}},
+    "no metadata": {**pnm(), "spec": {"emptyTimeout": 60}},
+    "zero emptyTimeout": pnm(emptyTimeout=0),
+    "string maxParticipants": pnm(maxParticipants="40"),
+    "unknown feature": {**pnm(), "spec": {"metadata": {"roomTitle": "P", "roomFeatures": {"allowTeleport": True}}}},
+    "bad recreate policy": pnm(policy={"recreate": "Sometimes"}),
+    "too many breakout rooms": {**pnm(), "spec": {"metadata": {"roomTitle": "P", "roomFeatures": {
+        "breakoutRoomFeatures": {"allowedNumberRooms": 17}}}}},
+    "serverRef without a name": pnm(serverRef={}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PNM_INVALID))
+def test_invalid_plugnmeet_rooms_are_rejected(name: str) -> None:
+    assert validate(PNM_CRD, PNM_INVALID[name]) != []
+
+
+def test_the_models_refuse_what_the_crd_refuses() -> None:
+    """The CRD's room-id rules are the model's (check_room_id), not a second opinion."""
+    from pydantic import ValidationError
+
+    from reconciler.model.plugnmeet import PlugNmeetRoomManifest
+
+    for name in ("room id with a dot", "reserved user_ prefix (CEL)", "reserved -FIELD_ (CEL)",
+                 "name with a dot and no roomId (CEL)", "non-ASCII room id"):
+        with pytest.raises(ValidationError):
+            PlugNmeetRoomManifest.model_validate(PNM_INVALID[name])
+    assert validate(PNM_CRD, pnm(roomId="Physics_101-a")) == []
+    assert validate(PNM_CRD, pnm(name="physics.101", roomId="physics-101")) == []
+
+
+def test_plugnmeet_room_id_is_immutable() -> None:
+    old = pnm(roomId="alpha")
+    assert validate(PNM_CRD, pnm(roomId="alpha", emptyTimeout=60), old=old) == []
+    assert any("immutable" in e for e in validate(PNM_CRD, pnm(roomId="beta"), old=old))
+    assert any("immutable" in e for e in validate(PNM_CRD, pnm(), old=old))

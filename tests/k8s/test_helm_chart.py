@@ -44,7 +44,8 @@ def test_default_render_is_cluster_wide_with_exactly_the_needed_rules() -> None:
     docs = render("livekit.url=https://lk.example", "livekit.apiKey=k", "livekit.apiSecret=s")
     assert {d["kind"] for d in docs} == {"CustomResourceDefinition", "ServiceAccount", "ClusterRole",
                                          "ClusterRoleBinding", "Secret", "Service", "Deployment"}
-    assert [c["metadata"]["name"] for c in kinds(docs, "CustomResourceDefinition")] == ["rooms.roomctl.dev"]
+    assert sorted(c["metadata"]["name"] for c in kinds(docs, "CustomResourceDefinition")) == [
+        "plugnmeetrooms.roomctl.dev", "rooms.roomctl.dev"]
     (role,) = kinds(docs, "ClusterRole")
     assert role["rules"] == ROOM_RULES  # no Secrets unless named, nothing kopf does not use
     (binding,) = kinds(docs, "ClusterRoleBinding")
@@ -86,4 +87,6 @@ def test_chart_crds_are_the_generated_ones() -> None:
     from reconciler.crd import all_crds
 
     rendered = kinds(render(), "CustomResourceDefinition")
-    assert rendered == all_crds()
+    by_name = {c["metadata"]["name"]: c for c in rendered}
+    assert by_name == {c["metadata"]["name"]: c for c in all_crds()}
+    assert len(rendered) == 2
