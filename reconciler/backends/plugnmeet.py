@@ -24,6 +24,7 @@ from .errors import (
     ServerFailure,
     TransportFailure,
 )
+from .transport import http_transport
 
 log = logging.getLogger("roomctl.plugnmeet")
 
@@ -61,7 +62,7 @@ class PlugNmeetBackend:
         self.attempts = attempts
         self.lock_wait = lock_wait
         # 30 s: a create straight after endRoom may block ~15 s on the room lock (§3).
-        self.client = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(timeout, connect=min(timeout, 5)))
+        self.client = httpx.AsyncClient(transport=transport or http_transport(self.url, max_connections=16), timeout=httpx.Timeout(timeout, connect=min(timeout, 5)))
 
     def __repr__(self) -> str:
         return f"PlugNmeetBackend(url={self.url!r})"

@@ -25,6 +25,7 @@ from .errors import (
     TransportFailure,
     Unavailable,
 )
+from .transport import http_transport
 
 log = logging.getLogger("roomctl.twirp")
 
@@ -104,7 +105,7 @@ class TwirpClient:
         self.rng = random.Random()
         self.calls: dict[str, int] = {}
         self.client = httpx.AsyncClient(
-            transport=transport,
+            transport=transport or http_transport(self.base_url, max_connections=max_connections),
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )
