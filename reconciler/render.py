@@ -13,12 +13,14 @@ from .plan import Action, ActionKind, Drift, Plan, RoomPlan
 
 JSON_FORMAT_VERSION = "1"
 
-MARKERS = {"create": "+", "update": "~", "recreate": "-/+", "delete": "-", "drift": "!", "in-sync": " ", "absent": " "}
+MARKERS = {"create": "+", "update": "~", "recreate": "-/+", "delete": "-", "drift": "!", "in-sync": " ", "absent": " ",
+           "suspended": "="}
 COLOURS = {"+": "32", "~": "33", "-/+": "35", "-": "31", "!": "33", "#": "2"}
 
 
-def use_colour(stream: TextIO) -> bool:
-    return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+def use_colour(stream: TextIO, allowed: bool = True) -> bool:
+    """Colour only on a terminal, never with --no-color, NO_COLOR (any value, no-color.org) or TERM=dumb."""
+    return allowed and stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
 
 
 class Painter:
@@ -67,7 +69,11 @@ def _header(room: RoomPlan) -> str:
     marker = MARKERS[room.status]
     where = f"  ({room.source})" if room.source else "  (not declared; inside --prune-scope)"
     sid = f"  sid {room.sid}" if room.sid and room.status != "create" else ""
-    label = {"recreate": "  must be re-created", "drift": "  drift not applied"}.get(room.status, "")
+    label = {"recreate": "  must be re-created", "drift": "  drift not applied",
+             "suspended": "  suspended (spec.suspend: true; nothing done)"}.get(room.status, "")
+    gone = sum(a.disconnects for a in room.actions)
+    if room.status == "recreate" or gone:
+        label += f"{',' if label else ' '} disconnecting {gone} participant{'' if gone == 1 else 's'}"
     noun = "plugNmeet room" if room.kind == "PlugNmeetRoom" else "room"
     return f"{marker} {noun} {fmt(room.name)}{label}{where}{sid}"
 
@@ -85,8 +91,8 @@ def summary_line(plan: Plan) -> str:
     return line
 
 
-def render_text(plan: Plan, stream: TextIO, *, verbose: int = 0) -> None:
-    paint = Painter(use_colour(stream))
+def render_text(plan: Plan, stream: TextIO, *, verbose: int = 0, colour: bool = True) -> None:
+    paint = Painter(use_colour(stream, colour))
     shown = 0
     for room in plan.rooms:
         if room.status in ("in-sync", "absent") and not verbose:
@@ -118,6 +124,7 @@ def _action_json(action: Action) -> dict[str, Any]:
         "type": str(action.kind),
         "room": action.room,
         "target": action.target or None,
+        "disconnects": action.disconnects,
         "changes": [{"field": c.field, "old": c.old, "new": c.new} for c in action.changes],
     }
 
@@ -169,10 +176,10 @@ def result_line(result: ActionResult) -> str:
 class Progress:
     """A one-line progress indicator on a TTY, shown only once a run takes more than a few seconds."""
 
-    def __init__(self, total: int, stream: TextIO = sys.stderr, after: float = 2.0) -> None:
+    def __init__(self, total: int, stream: TextIO = sys.stderr, after: float = 2.0, enabled: bool = True) -> None:
         self.total = total
         self.stream = stream
-        self.enabled = stream.isatty() and total > 0
+        self.enabled = enabled and stream.isatty() and total > 0
         self.started = time.monotonic()
         self.after = after
         self.done = 0

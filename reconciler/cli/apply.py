@@ -36,20 +36,28 @@ async def _apply(args: argparse.Namespace) -> int:
         combined = await make_combined_plan(backends, inputs, options)
         plan = combined.merged
         if text:
-            render_text(plan, sys.stdout, verbose=args.verbose)
-        progress = Progress(len(plan.actions))
+            render_text(plan, sys.stdout, verbose=args.verbose, colour=not args.no_color)
+        progress = Progress(len(plan.actions), enabled=not args.quiet)
+        finished: list[ActionResult] = []
 
         def report(result: ActionResult) -> None:
+            finished.append(result)
             progress.tick()
             if not result.ok:
                 progress.finish()
                 print(f"error: {result_line(result)}", file=sys.stderr)
 
-        results = await execute(combined.livekit, backends.livekit, concurrency=args.concurrency, on_result=report)
-        if backends.plugnmeet is not None and combined.plugnmeet.actions:
-            more = await execute(combined.plugnmeet, backends.plugnmeet, concurrency=args.concurrency,
-                                 on_result=report)
-            results = Results(results.results + more.results)
+        try:
+            results = await execute(combined.livekit, backends.livekit, concurrency=args.concurrency,
+                                    on_result=report)
+            if backends.plugnmeet is not None and combined.plugnmeet.actions:
+                more = await execute(combined.plugnmeet, backends.plugnmeet, concurrency=args.concurrency,
+                                     on_result=report)
+                results = Results(results.results + more.results)
+        except asyncio.CancelledError:  # Ctrl-C: asyncio cancels the run; say what was already done
+            progress.finish()
+            interrupted_summary(finished, len(plan.actions))
+            raise
         progress.finish()
     if args.output == "json":
         print(json.dumps(results_json(plan, results), indent=2))
@@ -60,6 +68,16 @@ async def _apply(args: argparse.Namespace) -> int:
         done = len(results.results) - len(results.failed)
         print(f"\nApply complete: {done} action(s) succeeded, {len(results.failed)} failed.")
     return 0 if results.ok else 1
+
+
+def interrupted_summary(finished: list[ActionResult], planned: int) -> None:
+    """What an interrupted apply did, on stderr: every finished action, then the counts."""
+    for result in finished:
+        print(f"  {result_line(result)}", file=sys.stderr)
+    done = sum(1 for r in finished if r.ok)
+    print(f"Interrupted: {done} action(s) applied, {len(finished) - done} failed, "
+          f"{planned - len(finished)} not run (in flight or not started). Run diff to see what remains.",
+          file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:

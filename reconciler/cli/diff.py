@@ -33,7 +33,7 @@ async def _diff(args: argparse.Namespace) -> int:
     if args.output == "json":
         print(json.dumps(plan_json(plan), indent=2, sort_keys=False))
     elif not args.quiet:
-        render_text(plan, sys.stdout, verbose=args.verbose)
+        render_text(plan, sys.stdout, verbose=args.verbose, colour=not args.no_color)
     if plan.has_changes or (args.fail_on_drift and plan.drifts):
         return 2
     return 0

@@ -63,6 +63,8 @@ class Action:
     old_sid: str = ""
     # After creating the room, delete the server's implicit agent_name "" dispatch (agents: Exact).
     drop_implicit_dispatch: bool = False
+    # Participants this action disconnects (a re-create or delete of an occupied room); shown in the plan.
+    disconnects: int = 0
 
     @property
     def phase(self) -> int:
@@ -174,7 +176,7 @@ def prune_plans(candidates: Sequence[PruneCandidate], options: PlanOptions, kind
             plans.append(RoomPlan(room.name, "", "drift", room.sid, drifts=(drift,), kind=kind))
             continue
         action = Action(ActionKind.DELETE_ROOM, room.name, (FieldChange("room", room.name, None),),
-                        {request_key: room.name}, old_sid=room.sid)
+                        {request_key: room.name}, old_sid=room.sid, disconnects=room.occupants)
         plans.append(RoomPlan(room.name, "", "delete", room.sid, actions=(action,), kind=kind))
     return plans, unmanaged
 

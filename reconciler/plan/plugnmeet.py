@@ -121,7 +121,8 @@ def plan_pnm_room(desired: DesiredPnmRoom, observed: ObservedPnmRoom | None) -> 
             drifts.extend(Drift(name, c.field, c.old, c.new, DriftReason.OBSERVE_ONLY,
                                 "not applied: policy.observeOnly") for c in changes)
         elif policy.recreate == "Always" or (policy.recreate == "IfEmpty" and occupied == 0):
-            actions.append(Action(ActionKind.RECREATE_ROOM, name, tuple(changes), request, old_sid=observed.sid))
+            actions.append(Action(ActionKind.RECREATE_ROOM, name, tuple(changes), request, old_sid=observed.sid,
+                                  disconnects=occupied))
         else:
             reason = DriftReason.RECREATE_NEVER if policy.recreate == "Never" else DriftReason.RECREATE_OCCUPIED
             detail = ("plugNmeet cannot change a live room; policy.recreate is Never"

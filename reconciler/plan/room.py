@@ -212,7 +212,7 @@ def plan_room(desired: DesiredRoom, observed: ObservedRoom | None) -> RoomPlan:
     if recreate:
         changes = tuple(immutable_changes) + ((metadata_change,) if metadata_change else ())
         actions.append(Action(ActionKind.RECREATE_ROOM, name, changes, create_request, old_sid=observed.sid,
-                              drop_implicit_dispatch=drop_implicit))
+                              drop_implicit_dispatch=drop_implicit, disconnects=observed.num_participants))
     else:
         if metadata_change is not None:
             actions.append(Action(ActionKind.UPDATE_ROOM_METADATA, name, (metadata_change,),

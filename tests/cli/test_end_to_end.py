@@ -15,17 +15,11 @@ import httpx
 import jwt
 from livekit import api
 
+from tests.support.cli import roomctl
 from tests.support.server import SandboxServer
 from tests.support.tokens import mint
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-def roomctl(sandbox: SandboxServer, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, LIVEKIT_URL=sandbox.url, LIVEKIT_API_KEY="devkey", LIVEKIT_API_SECRET="secret",
-               NO_COLOR="1")
-    return subprocess.run([sys.executable, "-m", "reconciler", *args], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=120)
 
 
 def sdk(sandbox: SandboxServer, work: Any) -> Any:
