@@ -108,6 +108,11 @@ class ObservedPnmRoom:
     joined_participants: int
     metadata: dict[str, Any]  # the effective RoomMetadata, decoded from its JSON string
 
+    @property
+    def num_participants(self) -> int:
+        """As ObservedRoom names it, so status and decisions read both kinds alike."""
+        return self.joined_participants
+
     @classmethod
     def from_json(cls, entry: dict[str, Any]) -> ObservedPnmRoom:
         info = entry.get("room_info") or {}

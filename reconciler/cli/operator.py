@@ -1,4 +1,4 @@
-"""`roomctl operator`: the Kubernetes operator (kopf) reconciling Room objects."""
+"""`roomctl operator`: the Kubernetes operator (kopf) reconciling Room and PlugNmeetRoom objects."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from .common import UsageError
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
-    parser = sub.add_parser("operator", help="run the Kubernetes operator for Room objects", parents=[common])
+    parser = sub.add_parser("operator", help="run the Kubernetes operator for Room and PlugNmeetRoom objects", parents=[common])
     parser.add_argument("-n", "--namespace", action="append", default=[], metavar="NS",
                         help="watch this namespace (repeatable; globs allowed); default: all namespaces")
     parser.add_argument("--sync-interval", type=float, default=60.0, metavar="SECONDS",
@@ -27,9 +27,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..operator.handlers import OperatorConfig
+    from ..operator.handlers import OperatorConfig, kube_config_problem
     from ..operator.handlers import run as run_operator
-    from ..operator.servers import credentials_from_env
+    from ..operator.servers import PLUGNMEET, credentials_from_env
 
     try:
         if args.sync_interval < 1:
@@ -38,12 +38,22 @@ def run(args: argparse.Namespace) -> int:
             default = credentials_from_env()
         except OSError as exc:
             raise UsageError(f"cannot read LIVEKIT_API_SECRET_FILE: {exc.strerror}") from None
+        try:
+            plugnmeet = credentials_from_env(kind=PLUGNMEET)
+        except OSError as exc:
+            raise UsageError(f"cannot read PLUGNMEET_API_SECRET_FILE: {exc.strerror}") from None
+        # Fail fast, in one line: kopf itself would retry its login forever, a traceback each time.
+        problem = kube_config_problem()
+        if problem:
+            raise UsageError(problem)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    log = logging.getLogger("roomctl.operator")
     if default is None:
-        logging.getLogger("roomctl.operator").warning(
-            "no LIVEKIT_URL: only Rooms with spec.serverRef.secretName can be reconciled")
+        log.warning("no LIVEKIT_URL: only Rooms with spec.serverRef.secretName can be reconciled")
+    if plugnmeet is None:
+        log.info("no PLUGNMEET_URL: only PlugNmeetRooms with spec.serverRef.secretName can be reconciled")
     config = OperatorConfig(
         namespaces=tuple(args.namespace),
         sync_interval=args.sync_interval,
@@ -51,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         liveness_endpoint=args.liveness or None,
         metrics_port=args.metrics_port or None,
         default_credentials=default,
+        plugnmeet_credentials=plugnmeet,
         request_timeout=args.timeout,
     )
     with contextlib.suppress(KeyboardInterrupt):

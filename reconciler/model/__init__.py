@@ -1,9 +1,7 @@
-"""Desired state, one module per kind: `room` (Room), `plugnmeet` (PlugNmeetRoom), `policy`
-(RoomPolicy); `base` is shared."""
+"""Desired state, one module per kind: `room` (Room), `plugnmeet` (PlugNmeetRoom); `base` is shared."""
 
 from .base import API_VERSION, ObjectMeta, ServerRef, Strict, canonical_json
 from .plugnmeet import DesiredPnmRoom, PlugNmeetRoomManifest
-from .policy import DesiredPolicy, RoomPolicyManifest
 from .room import (
     AgentDispatchSpec,
     BareRoomConfiguration,
@@ -20,7 +18,6 @@ __all__ = [
     "AgentDispatchSpec",
     "BareRoomConfiguration",
     "DesiredPnmRoom",
-    "DesiredPolicy",
     "DesiredRoom",
     "ObjectMeta",
     "ParticipantRule",
@@ -28,7 +25,6 @@ __all__ = [
     "PlugNmeetRoomManifest",
     "Policy",
     "RoomManifest",
-    "RoomPolicyManifest",
     "RoomSpec",
     "ServerRef",
     "Strict",

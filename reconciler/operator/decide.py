@@ -8,17 +8,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ..backends.errors import AuthFailed, BackendError, InvalidArgument, NotFound, RateLimited
 from ..execute import ActionResult
 from ..model import API_VERSION, DesiredRoom, RoomManifest
-from ..observed import ObservedRoom
+from ..model.plugnmeet import DesiredPnmRoom
+from ..observed import ObservedPnmRoom, ObservedRoom
 from ..plan import Action, ActionKind, Drift, DriftReason, RoomPlan, plan_room
 
+# Both kinds the operator reconciles; every decision below reads only what they share
+# (name, spec.policy, sid, participants).
+AnyDesired = DesiredRoom | DesiredPnmRoom
+AnyObserved = ObservedRoom | ObservedPnmRoom
+
 Retry = Literal["none", "temporary", "permanent"]
+ManifestT = TypeVar("ManifestT", bound=BaseModel)
 EventType = Literal["Normal", "Warning"]
 
 # Stable event reasons: users alert on these, so they never change once released.
@@ -50,11 +57,13 @@ _RECREATE_REASONS = {DriftReason.RECREATE_NEVER, DriftReason.RECREATE_OCCUPIED}
 
 @dataclass(frozen=True)
 class RoomObject:
-    """What the operator knows about one Room custom resource."""
+    """What the operator knows about one Room or PlugNmeetRoom custom resource. Built from any body,
+    however malformed (no CRD validation in front, an old CRD): a spec that is not a mapping stays as
+    given and fails validation later as InvalidSpec, reported in status, never a crash."""
 
     namespace: str
     name: str
-    spec: Mapping[str, Any]
+    spec: Any
     status: Mapping[str, Any] = field(default_factory=dict)
     generation: int = 0
     uid: str = ""
@@ -68,28 +77,46 @@ class RoomObject:
     def source(self) -> str:
         return f"{self.kind.lower()}s/{self.namespace}/{self.name}"
 
+    @property
+    def spec_map(self) -> Mapping[str, Any]:
+        return self.spec if isinstance(self.spec, Mapping) else {}
+
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> RoomObject:
-        meta = body.get("metadata", {})
+        meta = _mapping(body.get("metadata"))
+        spec = body.get("spec")
+        generation = meta.get("generation")
         return cls(
-            namespace=str(meta.get("namespace", "")),
-            name=str(meta.get("name", "")),
-            spec=dict(body.get("spec") or {}),
-            status=dict(body.get("status") or {}),
-            generation=int(meta.get("generation") or 0),
-            uid=str(meta.get("uid", "")),
+            namespace=str(meta.get("namespace") or ""),
+            name=str(meta.get("name") or ""),
+            spec=dict(spec) if isinstance(spec, Mapping) else {} if spec is None else spec,
+            status=dict(_mapping(body.get("status"))),
+            generation=generation if isinstance(generation, int) and generation >= 0 else 0,
+            uid=str(meta.get("uid") or ""),
             kind=str(body.get("kind") or "Room"),
         )
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 @dataclass(frozen=True)
 class Failure:
-    """Why a reconcile could not complete; `reason` is the Ready condition's reason."""
+    """Why a reconcile could not complete; `reason` is the Ready condition's reason. `delay` is the
+    least wait before the next try (a server's Retry-After); `backoff` grows it per attempt."""
 
     reason: str
     message: str
     retry: Retry
-    delay: float = 30.0
+    delay: float = 0.0
+
+
+def backoff(failure: Failure, attempt: int, first: float = 15.0, cap: float = 600.0) -> float:
+    """Seconds before retry number `attempt` (0-based) of a temporary failure: doubling from `first`
+    up to `cap`, never sooner than the server asked. An outage costs a handful of calls per object,
+    not a loop; the sweep still re-checks every object once per interval."""
+    return min(cap, max(failure.delay, first * 2.0 ** min(max(attempt, 0), 30)))
 
 
 @dataclass(frozen=True)
@@ -114,17 +141,21 @@ class InvalidSpec(Exception):
     """The object's spec does not validate: one line naming the field."""
 
 
-def desired_room(obj: RoomObject) -> DesiredRoom:
-    """The Room object as the CLI's DesiredRoom, validated by the same models."""
-    document = {"apiVersion": API_VERSION, "kind": "Room",
-                "metadata": {"name": obj.name, "namespace": obj.namespace}, "spec": dict(obj.spec)}
+def validated(model: type[ManifestT], obj: RoomObject) -> ManifestT:
+    """The object as the CLI would read it from a file, validated by the same model."""
+    document = {"apiVersion": API_VERSION, "kind": obj.kind,
+                "metadata": {"name": obj.name, "namespace": obj.namespace}, "spec": obj.spec}
     try:
-        manifest = RoomManifest.model_validate(document)
+        return model.model_validate(document)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
+        where = ".".join(str(p) for p in first["loc"]) or "spec"
         raise InvalidSpec(f"{where}: {first['msg']}") from None
-    return DesiredRoom(manifest, obj.source, 0)
+
+
+def desired_room(obj: RoomObject) -> DesiredRoom:
+    """The Room object as the CLI's DesiredRoom, validated by the same models."""
+    return DesiredRoom(validated(RoomManifest, obj), obj.source, 0)
 
 
 def failure_for(exc: BaseException) -> Failure:
@@ -138,10 +169,10 @@ def failure_for(exc: BaseException) -> Failure:
     if isinstance(exc, InvalidArgument | NotFound):
         return Failure("ServerRejected", str(exc), "permanent")
     if isinstance(exc, RateLimited):
-        return Failure("RateLimited", str(exc), "temporary", exc.retry_after or 30.0)
+        return Failure("RateLimited", str(exc), "temporary", exc.retry_after or 0.0)
     if isinstance(exc, BackendError):
-        return Failure("ServerUnavailable", str(exc), "temporary", 30.0)
-    return Failure("InternalError", f"{type(exc).__name__}", "temporary", 60.0)
+        return Failure("ServerUnavailable", str(exc), "temporary")
+    return Failure("InternalError", f"{type(exc).__name__}", "temporary")
 
 
 class CredentialsError(Exception):
@@ -182,9 +213,9 @@ def decide(desired: DesiredRoom, observed: ObservedRoom | None) -> RoomPlan:
 
 def conclude(
     obj: RoomObject,
-    desired: DesiredRoom,
+    desired: AnyDesired,
     room_plan: RoomPlan,
-    observed: ObservedRoom | None,
+    observed: AnyObserved | None,
     results: Sequence[ActionResult],
     now: str,
 ) -> Outcome:
@@ -261,7 +292,7 @@ def _failure_from_results(unsuccessful: Sequence[ActionResult]) -> Failure:
     cause = next((r.cause for r in unsuccessful if r.cause is not None), None)
     message = "; ".join(f"{r.action.kind}: {r.error}" for r in unsuccessful)
     if cause is None:
-        return Failure("SyncFailed", message, "temporary", 30.0)
+        return Failure("SyncFailed", message, "temporary")
     found = failure_for(cause)
     return Failure(found.reason, message, found.retry, found.delay)
 
@@ -311,7 +342,7 @@ class DeletionPlan:
     event: Event
 
 
-def decide_deletion(desired: DesiredRoom, observed: ObservedRoom | None) -> DeletionPlan:
+def decide_deletion(desired: AnyDesired, observed: AnyObserved | None) -> DeletionPlan:
     """Deleting the object deletes its room unless `policy.deletion: Orphan` (DESIGN §3 "Operator").
     observeOnly changes nothing, so it also leaves the room."""
     policy = desired.spec.policy

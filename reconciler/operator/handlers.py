@@ -1,22 +1,25 @@
 """The kopf wiring: the only module that imports kopf. Handlers gather inputs, call the
 Reconciler (which calls the shared plan/execute and the pure decisions), and carry out the
-result: status patch, events, retry. The sweep is one task over the kopf index of all Rooms."""
+result: status patch, events, retry. The same handlers serve Room and PlugNmeetRoom; the sweep is
+one task over the kopf indexes of both."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime
 import logging
+import os
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
+import yaml
 
 from ..backends.errors import BackendError
-from ..crd import GROUP, VERSION
+from ..crd import GROUP, PLUGNMEET_ROOM, ROOM, VERSION, Kind
 from . import metrics
-from .decide import CredentialsError, Event, Outcome, RoomObject, status_changed
+from .decide import CredentialsError, Event, Outcome, RoomObject, backoff, failed, failure_for, status_changed
 from .kube import KubeClient
 from .reconciler import Reconciler
 from .servers import Credentials, ServerPool, server_key
@@ -25,6 +28,9 @@ log = logging.getLogger("roomctl.operator")
 
 FINALIZER = f"{GROUP}/finalizer"
 INDEX = "rooms_by_server"
+# The kinds reconciled as rooms, each with its own kopf index (kopf passes an index by its id).
+ROOM_KINDS: tuple[Kind, ...] = (ROOM, PLUGNMEET_ROOM)
+INDEXES = {ROOM.kind: INDEX, PLUGNMEET_ROOM.kind: "plugnmeetrooms_by_server"}
 
 
 @dataclass
@@ -36,7 +42,11 @@ class OperatorConfig:
     liveness_endpoint: str | None = None  # e.g. http://0.0.0.0:8080/healthz
     metrics_port: int | None = None
     default_credentials: Credentials | None = None
+    plugnmeet_credentials: Credentials | None = None
     request_timeout: float = 10.0
+    # Temporary failures (outage, 429) are retried after retry_first, 2x, 4x, ... up to retry_cap seconds.
+    retry_first: float = 15.0
+    retry_cap: float = 600.0
 
 
 @dataclass
@@ -51,11 +61,13 @@ class OperatorState:
     swept: int = 0  # objects in the last sweep
     last_sweep: str = ""
     sweep_task: asyncio.Task[None] | None = None
+    indexes: list[kopf.Index[str, RoomObject]] = field(default_factory=list)  # one per room kind
     outcomes: list[tuple[str, Outcome]] = field(default_factory=list)  # the last sweep's, for tests
 
     def connected_reconciler(self) -> Reconciler:
         if self.reconciler is None:
             self.pool = ServerPool(self.config.default_credentials, lambda: self.kube,
+                                   plugnmeet_default=self.config.plugnmeet_credentials,
                                    timeout=self.config.request_timeout, on_call=metrics.observe_call)
             self.reconciler = Reconciler(self.pool)
         return self.reconciler
@@ -91,19 +103,48 @@ def _seconds_since(stamp: str | None) -> float | None:
     return (datetime.datetime.now(datetime.UTC) - then).total_seconds()
 
 
-def _raise_for(outcome: Outcome) -> None:
+def kube_config_problem() -> str | None:
+    """Why kopf could not log in to any cluster, in one line; None when it can. Checked before kopf
+    starts: without it kopf retries its login forever, a traceback each time."""
+    settings_ = settings()
+    where = os.environ.get("KUBECONFIG") or "~/.kube/config"
+    try:
+        info = (kopf.login_with_service_account(settings=settings_)
+                or kopf.login_with_kubeconfig(settings=settings_))
+    except OSError as exc:
+        return f"cannot read the kubeconfig {exc.filename or where}: {exc.strerror}"
+    except kopf.LoginError as exc:
+        return f"kubeconfig {where}: {exc}"
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        return f"kubeconfig {where}: not valid YAML" + (f" (line {mark.line + 1})" if mark else "")
+    except KeyError as exc:
+        return f"kubeconfig {where}: context, cluster or user {exc} not found"
+    except Exception as exc:  # any other shape kopf's reader trips on: still one line, no traceback
+        return f"kubeconfig {where}: malformed ({type(exc).__name__})"
+    if info is None:
+        return ("no Kubernetes configuration: not in a cluster (no service account token) and no kubeconfig "
+                "(set KUBECONFIG or create ~/.kube/config)")
+    if not info.server:
+        return f"kubeconfig {where}: the current context's cluster has no server"
+    return None
+
+
+def _raise_for(outcome: Outcome, retry: int, config: OperatorConfig) -> None:
     failure = outcome.failure
     if failure is None:
         return
     if failure.retry == "permanent":
         # No crash loop: the condition says why; the sweep tries again every interval (a fixed Secret heals it).
         raise kopf.PermanentError(f"{failure.reason}: {failure.message}")
-    raise kopf.TemporaryError(f"{failure.reason}: {failure.message}", delay=failure.delay)
+    delay = backoff(failure, retry, config.retry_first, config.retry_cap)
+    raise kopf.TemporaryError(f"{failure.reason}: {failure.message}", delay=delay)
 
 
 def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
-    room = (GROUP, VERSION, "rooms")
+    for kind in ROOM_KINDS:
+        _register_kind(registry, state, kind)
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -113,22 +154,15 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
             state.kube = KubeClient(info.server, info.as_http_headers(), verify)
         return info
 
-    @kopf.index(*room, id=INDEX, registry=registry)
-    def rooms_by_server(body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, namespace: str | None,
-                        **_: Any) -> dict[str, RoomObject] | None:
-        if meta.get("deletionTimestamp") or namespace is None:
-            return None  # going away: the delete handler owns it now
-        return {server_key(namespace, spec): RoomObject.from_body(body)}
-
     @kopf.on.startup(registry=registry)
     async def startup(**kwargs: Any) -> None:
-        index: kopf.Index[str, RoomObject] = kwargs[INDEX]  # kopf passes each index by its name
+        state.indexes = [kwargs[i] for i in INDEXES.values()]  # kopf passes each index by its id
         if state.config.metrics_port:
             from prometheus_client import start_http_server
 
             start_http_server(state.config.metrics_port, registry=metrics.REGISTRY)
         state.connected_reconciler()
-        state.sweep_task = asyncio.create_task(_sweep_forever(state, index), name="roomctl sweep")
+        state.sweep_task = asyncio.create_task(_sweep_forever(state, state.indexes), name="roomctl sweep")
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
@@ -143,54 +177,75 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
     def last_sweep(**_: Any) -> str:
         return state.last_sweep
 
-    async def reconcile(body: kopf.Body, patch: kopf.Patch, trigger: str) -> None:
+    return registry
+
+
+def _register_kind(registry: kopf.OperatorRegistry, state: OperatorState, kind: Kind) -> None:
+    """The handlers of one room kind (Room, PlugNmeetRoom): identical, the Reconciler picks the kind's ops."""
+    resource = (GROUP, VERSION, kind.plural)
+
+    @kopf.index(*resource, id=INDEXES[kind.kind], registry=registry)
+    def by_server(body: kopf.Body, meta: kopf.Meta, namespace: str | None,
+                  **_: Any) -> dict[str, RoomObject] | None:
+        if meta.get("deletionTimestamp") or namespace is None:
+            return None  # going away: the delete handler owns it now
         obj = RoomObject.from_body(body)
-        outcome = await state.connected_reconciler().reconcile(obj, trigger)
+        return {server_key(namespace, obj.spec, kind.kind): obj}
+
+    async def reconcile(body: kopf.Body, patch: kopf.Patch, trigger: str, retry: int) -> None:
+        obj = RoomObject.from_body(body)
+        try:
+            outcome = await state.connected_reconciler().reconcile(obj, trigger)
+        except Exception as exc:  # a bug: reported in status and retried with backoff, never a tight loop
+            log.exception("%s %s %s", trigger, kind.kind, obj.key)
+            outcome = failed(obj, failure_for(exc), state.connected_reconciler().now())
         patch.status.update(outcome.status)
         await state.post(obj, outcome.events)
-        _raise_for(outcome)
+        _raise_for(outcome, retry, state.config)
 
-    @kopf.on.create(*room, registry=registry)
-    async def created(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-        await reconcile(body, patch, "create")
+    @kopf.on.create(*resource, registry=registry)
+    async def created(body: kopf.Body, patch: kopf.Patch, retry: int, **_: Any) -> None:
+        await reconcile(body, patch, "create", retry)
 
-    @kopf.on.update(*room, registry=registry)
-    async def updated(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-        await reconcile(body, patch, "update")
+    @kopf.on.update(*resource, registry=registry)
+    async def updated(body: kopf.Body, patch: kopf.Patch, retry: int, **_: Any) -> None:
+        await reconcile(body, patch, "update", retry)
 
-    @kopf.on.resume(*room, registry=registry)
-    async def resumed(body: kopf.Body, patch: kopf.Patch, status: kopf.Status, meta: kopf.Meta, **_: Any) -> None:
+    @kopf.on.resume(*resource, registry=registry)
+    async def resumed(body: kopf.Body, patch: kopf.Patch, status: kopf.Status, meta: kopf.Meta, retry: int,
+                      **_: Any) -> None:
         if status.get("observedGeneration") == meta.get("generation") and status.get("roomName"):
             # Handled before the restart and unchanged since: the batched sweep re-checks it, so a
-            # restart with 1,000 Rooms costs one ListRooms, not 1,000 individual reconciles.
+            # restart with 1,000 objects costs one observation per server, not 1,000 reconciles.
             return
-        await reconcile(body, patch, "resume")
+        await reconcile(body, patch, "resume", retry)
 
-    @kopf.on.delete(*room, registry=registry)
-    async def deleted(body: kopf.Body, **_: Any) -> None:
+    @kopf.on.delete(*resource, registry=registry)
+    async def deleted(body: kopf.Body, retry: int, **_: Any) -> None:
         obj = RoomObject.from_body(body)
         try:
             event = await state.connected_reconciler().delete(obj)
         except (BackendError, CredentialsError) as exc:
-            # The finalizer stays until the room is really gone (or the policy says Orphan).
+            # The finalizer stays until the room is really gone (or the policy says Orphan): a room
+            # is never deleted, nor its object let go, on an observation that failed.
+            failure = failure_for(exc)
             await state.post(obj, [Event("Warning", "SyncFailed", f"deleting the room failed: {exc}")])
-            raise kopf.TemporaryError(f"deleting the room failed: {exc}", delay=30) from None
+            delay = backoff(failure, retry, state.config.retry_first, state.config.retry_cap)
+            raise kopf.TemporaryError(f"deleting the room failed: {exc}", delay=delay) from None
         await state.post(obj, [event])
 
-    return registry
 
-
-async def _sweep_forever(state: OperatorState, index: kopf.Index[str, RoomObject]) -> None:
+async def _sweep_forever(state: OperatorState, indexes: list[kopf.Index[str, RoomObject]]) -> None:
     while True:
         await asyncio.sleep(state.config.sync_interval)
         try:
-            await sweep_once(state, index)
+            await sweep_once(state, indexes)
         except Exception:  # the loop must outlive any one bad sweep
             log.exception("drift sweep failed")
 
 
-async def sweep_once(state: OperatorState, index: kopf.Index[str, RoomObject]) -> None:
-    objects = [obj for key in list(index) for obj in list(index.get(key, []))]
+async def sweep_once(state: OperatorState, indexes: list[kopf.Index[str, RoomObject]]) -> None:
+    objects = [obj for index in indexes for key in list(index) for obj in list(index.get(key, []))]
     metrics.ROOMS.set(len(objects))
     outcomes = await state.connected_reconciler().sweep(objects)
     gate = asyncio.Semaphore(16)

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from .decide import RoomObject
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -12,7 +18,8 @@ FAILURES = Counter("roomctl_reconcile_failures_total", "Failed reconciles, by Re
                    registry=REGISTRY)
 ACTIONS = Counter("roomctl_actions_total", "Plan actions performed on the server, by kind and result.",
                   ["kind", "result"], registry=REGISTRY)
-DRIFT = Gauge("roomctl_drift", "Drift entries not applied, over all Room objects, as of the last sweep.",
+DRIFT = Gauge("roomctl_drift", "Drift entries not applied (status.drift) of one object: one series per "
+              "Room or PlugNmeetRoom, removed when the object goes.", ["namespace", "name", "kind"],
               registry=REGISTRY)
 ROOMS = Gauge("roomctl_rooms", "Room objects known to the operator's index.", registry=REGISTRY)
 SWEEPS = Counter("roomctl_sweeps_total", "Drift sweeps, one per server and interval.", ["result"],
@@ -24,3 +31,31 @@ CALL_LATENCY = Histogram("roomctl_livekit_call_seconds", "LiveKit Twirp call lat
 
 def observe_call(method: str, seconds: float, outcome: str) -> None:
     CALL_LATENCY.labels(method, outcome).observe(seconds)
+
+
+_drift_series: set[tuple[str, str, str]] = set()
+
+
+def _labels(obj: RoomObject) -> tuple[str, str, str]:
+    return (obj.namespace, obj.name, obj.kind)
+
+
+def record_drift(obj: RoomObject, status: Mapping[str, Any]) -> None:
+    labels = _labels(obj)
+    DRIFT.labels(*labels).set(len(status.get("drift") or []))
+    _drift_series.add(labels)
+
+
+def forget_drift(obj: RoomObject) -> None:
+    labels = _labels(obj)
+    if labels in _drift_series:
+        _drift_series.discard(labels)
+        DRIFT.remove(*labels)
+
+
+def retain_drift(objects: Iterable[RoomObject]) -> None:
+    """Drop the series of every object not in `objects` (deleted while no handler saw it go)."""
+    keep = {_labels(o) for o in objects}
+    for labels in _drift_series - keep:
+        DRIFT.remove(*labels)
+    _drift_series.intersection_update(keep)

@@ -1,7 +1,8 @@
 """The operator's I/O edge without kopf: observe, plan (the shared engine), execute, conclude.
 
 Handlers call `reconcile`/`delete` for one object; the sweep calls `sweep` for every indexed
-object with one observation per server. Both end in the pure functions of `decide`."""
+object with one observation per server. Both end in the pure functions of `decide`. Written once
+for every kind: what differs (model, backend, observation, plan) is the kind's `KindOps`."""
 
 from __future__ import annotations
 
@@ -10,15 +11,13 @@ import datetime
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from ..backends.errors import BackendError
-from ..backends.livekit import LiveKitBackend
-from ..execute import ActionResult, execute, perform
-from ..model import DesiredRoom
-from ..observed import ObservedRoom
-from ..plan import Plan
+from ..execute import ActionResult, execute
+from ..plan import Plan, RoomPlan
 from . import metrics
 from .decide import (
     CredentialsError,
@@ -28,13 +27,16 @@ from .decide import (
     Outcome,
     RoomObject,
     conclude,
-    decide,
     decide_deletion,
-    desired_room,
     failed,
     failure_for,
 )
+from .kinds import ROOM_OPS, KindOps
+from .plugnmeet import PLUGNMEET_OPS
 from .servers import ServerPool, server_key
+
+Ops = KindOps[Any, Any, Any]
+KIND_OPS: dict[str, Ops] = {ops.kind: ops for ops in (ROOM_OPS, PLUGNMEET_OPS)}
 
 log = logging.getLogger("roomctl.operator")
 
@@ -44,17 +46,19 @@ def utc_now() -> str:
 
 
 class ObservationBatcher:
-    """Coalesces single-room observations made within `window` seconds into one backend.observe:
-    after an operator restart, 1,000 resume handlers cost a handful of ListRooms, not 1,000."""
+    """Coalesces single-room observations made within `window` seconds into one observation of the
+    server: after an operator restart, 1,000 resume handlers cost a handful of ListRooms (or
+    getActiveRoomsInfo), not 1,000."""
 
-    def __init__(self, backend: LiveKitBackend, window: float = 0.05) -> None:
+    def __init__(self, ops: Ops, backend: Any, window: float = 0.05) -> None:
+        self.ops = ops
         self.backend = backend
         self.window = window
-        self._pending: list[tuple[DesiredRoom, asyncio.Future[ObservedRoom | None]]] = []
+        self._pending: list[tuple[Any, asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
-    async def observe(self, desired: DesiredRoom) -> ObservedRoom | None:
-        future: asyncio.Future[ObservedRoom | None] = asyncio.get_running_loop().create_future()
+    async def observe(self, desired: Any) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append((desired, future))
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush_later())
@@ -65,7 +69,7 @@ class ObservationBatcher:
         batch, self._pending, self._flusher = self._pending, [], None
         unique = {d.name: d for d, _ in batch}
         try:
-            state = await self.backend.observe(list(unique.values()))
+            rooms = await self.ops.observe(self.backend, list(unique.values()))
         except Exception as exc:
             for _, future in batch:
                 if not future.done():
@@ -73,7 +77,7 @@ class ObservationBatcher:
             return
         for desired, future in batch:
             if not future.done():
-                future.set_result(state.rooms.get(desired.name))
+                future.set_result(rooms.get(desired.name))
 
 
 @dataclass
@@ -82,96 +86,133 @@ class Reconciler:
     now: Callable[[], str] = utc_now
     batch_window: float = 0.05
     concurrency: int = 16
+    kinds: dict[str, Ops] = field(default_factory=lambda: dict(KIND_OPS))
     _locks: dict[str, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
-    _batchers: dict[LiveKitBackend, ObservationBatcher] = field(default_factory=dict)
+    _batchers: dict[tuple[str, int], ObservationBatcher] = field(default_factory=dict)
     _touched: dict[str, float] = field(default_factory=dict)
+    # The last status concluded per object: the kopf index (and so the sweep's view of an object) lags
+    # behind our own status writes until the watch event arrives; drift events must not repeat for it.
+    _statuses: dict[str, Mapping[str, Any]] = field(default_factory=dict)
 
-    def _batcher(self, backend: LiveKitBackend) -> ObservationBatcher:
-        found = self._batchers.get(backend)
-        if found is None:
-            found = self._batchers[backend] = ObservationBatcher(backend, self.batch_window)
+    def _latest(self, obj: RoomObject) -> RoomObject:
+        mine = self._statuses.get(obj.key)
+        if mine is None or str(mine.get("lastSyncTime", "")) < str(obj.status.get("lastSyncTime", "")):
+            return obj
+        return replace(obj, status=dict(mine))
+
+    def ops(self, obj: RoomObject) -> Ops:
+        return self.kinds.get(obj.kind, self.kinds["Room"])
+
+    def _batcher(self, ops: Ops, backend: Any) -> ObservationBatcher:
+        key = (ops.kind, id(backend))
+        found = self._batchers.get(key)
+        if found is None or found.backend is not backend:
+            found = self._batchers[key] = ObservationBatcher(ops, backend, self.batch_window)
         return found
 
-    async def _connect(self, obj: RoomObject) -> tuple[DesiredRoom, LiveKitBackend]:
-        desired = desired_room(obj)
+    async def _connect(self, obj: RoomObject) -> tuple[Any, Any]:
+        ops = self.ops(obj)
+        desired = ops.desired(obj)
         creds = await self.pool.credentials(obj)
-        return desired, self.pool.backend(creds)
+        return desired, ops.backend(self.pool, creds)
 
     def _failed(self, obj: RoomObject, exc: BaseException, trigger: str) -> Outcome:
         failure = failure_for(exc)
-        name = str(obj.spec.get("name") or obj.name)
+        spec = obj.spec_map
+        name = str(spec.get("name") or spec.get("roomId") or obj.name)
         metrics.RECONCILES.labels(trigger, "failed").inc()
         metrics.FAILURES.labels(failure.reason).inc()
-        log.warning("%s %s: %s: %s", trigger, obj.key, failure.reason, failure.message)
-        return failed(obj, failure, self.now(), name)
+        log.warning("%s %s %s: %s: %s", trigger, obj.kind, obj.key, failure.reason, failure.message)
+        outcome = failed(self._latest(obj), failure, self.now(), name)
+        self._statuses[obj.key] = outcome.status
+        metrics.record_drift(obj, outcome.status)
+        return outcome
 
     async def reconcile(self, obj: RoomObject, trigger: str = "change") -> Outcome:
-        """One object, as the create/update/resume handlers see it."""
+        """One object, as the create/update/resume handlers see it. Nothing is done on the server
+        unless it was observed first: a failed observation is a status, never an action."""
         try:
             desired, backend = await self._connect(obj)
         except (InvalidSpec, CredentialsError) as exc:
             return self._failed(obj, exc, trigger)
         async with self._locks[obj.key]:
             try:
-                observed = await self._batcher(backend).observe(desired)
+                observed = await self._batcher(self.ops(obj), backend).observe(desired)
             except BackendError as exc:
                 return self._failed(obj, exc, trigger)
             outcome = await self._apply(obj, desired, observed, backend, trigger)
             self._touched[obj.key] = time.monotonic()
             return outcome
 
-    async def _apply(self, obj: RoomObject, desired: DesiredRoom, observed: ObservedRoom | None,
-                     backend: LiveKitBackend, trigger: str) -> Outcome:
-        room_plan = decide(desired, observed)
+    async def _apply(self, obj: RoomObject, desired: Any, observed: Any, backend: Any, trigger: str) -> Outcome:
+        room_plan = self.ops(obj).plan(desired, observed)
         results: tuple[ActionResult, ...] = ()
         if room_plan.actions:
             done = await execute(Plan((room_plan,)), backend, concurrency=self.concurrency)
             results = done.results
             for result in results:
                 metrics.ACTIONS.labels(str(result.action.kind), "ok" if result.ok else "failed").inc()
-        outcome = conclude(obj, desired, room_plan, observed, results, self.now())
+        outcome = conclude(self._latest(obj), desired, room_plan, observed, results, self.now())
+        self._statuses[obj.key] = outcome.status
         metrics.RECONCILES.labels(trigger, "failed" if outcome.failure else "ok").inc()
         if outcome.failure:
             metrics.FAILURES.labels(outcome.failure.reason).inc()
+        metrics.record_drift(obj, outcome.status)
         return outcome
 
     async def delete(self, obj: RoomObject) -> Event:
-        """Runs under the finalizer. Raises BackendError/CredentialsError to keep the finalizer (retry)."""
+        """Runs under the finalizer. Raises BackendError/CredentialsError to keep the finalizer (retry):
+        a room is deleted only after an observation that succeeded showed it."""
+        ops = self.ops(obj)
         try:
-            desired = desired_room(obj)
+            desired = ops.desired(obj)
         except InvalidSpec:
             # Without a valid spec the deletion policy is unknown: leaving the room is the safe side.
+            self.forget(obj)
             return Event("Warning", "RoomOrphaned",
                          "the spec does not validate, so policy.deletion is unknown; the room was left in place")
         creds = await self.pool.credentials(obj)
-        backend = self.pool.backend(creds)
+        backend = ops.backend(self.pool, creds)
         async with self._locks[obj.key]:
-            observed = (await backend.observe([desired])).rooms.get(desired.name)
+            observed = (await ops.observe(backend, [desired])).get(desired.name)
             decision = decide_deletion(desired, observed)
             if decision.action is not None:
-                await perform(backend, decision.action)
-        self._locks.pop(obj.key, None)
-        self._touched.pop(obj.key, None)
+                deletion = RoomPlan(desired.name, obj.source, "delete", decision.action.old_sid,
+                                    (decision.action,), kind=ops.kind)
+                done = await execute(Plan((deletion,)), backend)
+                if done.failed:
+                    cause = done.failed[0].cause
+                    raise cause if cause is not None else BackendError(done.failed[0].error)
+        self.forget(obj)
         return decision.event
 
+    def forget(self, obj: RoomObject) -> None:
+        """The object is gone: drop its lock, its timestamps and its metric series."""
+        self._locks.pop(obj.key, None)
+        self._touched.pop(obj.key, None)
+        self._statuses.pop(obj.key, None)
+        metrics.forget_drift(obj)
+
     async def sweep(self, objects: Sequence[RoomObject]) -> list[tuple[RoomObject, Outcome]]:
-        """Every object, grouped by server: one observation (one ListRooms) per server."""
+        """Every object, grouped by kind and server: one observation per server (one ListRooms for
+        the Rooms, one getActiveRoomsInfo for the PlugNmeetRooms). Metric series of objects that are
+        no longer there are dropped."""
         groups: dict[str, list[RoomObject]] = defaultdict(list)
         for obj in objects:
-            groups[server_key(obj.namespace, obj.spec)].append(obj)
+            groups[server_key(obj.namespace, obj.spec, self.ops(obj).kind)].append(obj)
         outcomes: list[tuple[RoomObject, Outcome]] = []
         for group in groups.values():
-            outcomes.extend(await self._sweep_server(group))
-        metrics.DRIFT.set(sum(len(o.status.get("drift") or []) for _, o in outcomes))
+            outcomes.extend(await self._sweep_server(self.ops(group[0]), group))
+        metrics.retain_drift(objects)
         return outcomes
 
-    async def _sweep_server(self, group: Sequence[RoomObject]) -> list[tuple[RoomObject, Outcome]]:
+    async def _sweep_server(self, ops: Ops, group: Sequence[RoomObject]) -> list[tuple[RoomObject, Outcome]]:
         outcomes: list[tuple[RoomObject, Outcome]] = []
-        valid: list[tuple[RoomObject, DesiredRoom]] = []
+        valid: list[tuple[RoomObject, Any]] = []
         owners: dict[str, str] = {}
         for obj in sorted(group, key=lambda o: o.key):
             try:
-                desired = desired_room(obj)
+                desired = ops.desired(obj)
             except InvalidSpec as exc:
                 outcomes.append((obj, self._failed(obj, exc, "sweep")))
                 continue
@@ -179,27 +220,29 @@ class Reconciler:
             if owner != obj.key:
                 conflict = Failure("RoomNameConflict", f"room {desired.name!r} on this server is owned by {owner}",
                                    "permanent")
-                outcomes.append((obj, failed(obj, conflict, self.now(), desired.name)))
+                outcome = failed(obj, conflict, self.now(), desired.name)
+                metrics.record_drift(obj, outcome.status)
+                outcomes.append((obj, outcome))
                 continue
             valid.append((obj, desired))
         if not valid:
             return outcomes
         try:
             creds = await self.pool.credentials(valid[0][0])
-            backend = self.pool.backend(creds)
+            backend = ops.backend(self.pool, creds)
             started = time.monotonic()
-            state = await backend.observe([d for _, d in valid])
+            rooms = await ops.observe(backend, [d for _, d in valid])
         except (CredentialsError, BackendError) as exc:
             metrics.SWEEPS.labels("failed").inc()
             return outcomes + [(obj, self._failed(obj, exc, "sweep")) for obj, _ in valid]
         metrics.SWEEPS.labels("ok").inc()
         gate = asyncio.Semaphore(self.concurrency)
 
-        async def one(obj: RoomObject, desired: DesiredRoom) -> tuple[RoomObject, Outcome] | None:
+        async def one(obj: RoomObject, desired: Any) -> tuple[RoomObject, Outcome] | None:
             async with gate, self._locks[obj.key]:
                 if self._touched.get(obj.key, 0.0) > started:
                     return None  # a handler reconciled it after this sweep looked: our view is older
-                return obj, await self._apply(obj, desired, state.rooms.get(desired.name), backend, "sweep")
+                return obj, await self._apply(obj, desired, rooms.get(desired.name), backend, "sweep")
 
         done = await asyncio.gather(*(one(o, d) for o, d in valid))
         return outcomes + [pair for pair in done if pair is not None]

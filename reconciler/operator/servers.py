@@ -1,7 +1,9 @@
-"""Which LiveKit server a Room object talks to, and one backend per server.
+"""Which server an object talks to, and one backend per server: LiveKit for a Room, plugNmeet for a
+PlugNmeetRoom.
 
-Operator-wide credentials come from the environment (the Helm chart fills it from a Secret);
-`spec.serverRef.secretName` names a Secret in the Room's namespace with keys url, apiKey, apiSecret."""
+Operator-wide credentials come from the environment (LIVEKIT_* and PLUGNMEET_*; the Helm chart fills
+them from Secrets); `spec.serverRef.secretName` names a Secret in the object's namespace with keys
+url, apiKey, apiSecret (of a LiveKit server for a Room, of a plugNmeet server for a PlugNmeetRoom)."""
 
 from __future__ import annotations
 
@@ -14,12 +16,16 @@ from dataclasses import dataclass
 import httpx
 
 from ..backends.livekit import LiveKitBackend
+from ..backends.plugnmeet import PlugNmeetBackend
 from ..backends.twirp import CallObserver
 from .decide import CredentialsError, RoomObject
 from .kube import KubeClient, KubeError
 
 DEFAULT_SERVER = "default"
 SECRET_KEYS = ("url", "apiKey", "apiSecret")
+PLUGNMEET = "PlugNmeetRoom"
+# Per kind: the environment prefix of the operator-wide server, and its Helm values key.
+_SERVER_NAMES = {"Room": ("LIVEKIT", "livekit", "LiveKit"), PLUGNMEET: ("PLUGNMEET", "plugnmeet", "plugNmeet")}
 
 
 @dataclass(frozen=True)
@@ -37,25 +43,28 @@ class Credentials:
         return hashlib.sha256(f"{self.url}\0{self.api_key}\0{self.api_secret}".encode()).hexdigest()[:16]
 
 
-def server_key(namespace: str, spec: Mapping[str, object]) -> str:
-    """The index key: Rooms sharing it are observed together, one ListRooms per sweep."""
-    ref = spec.get("serverRef")
-    if isinstance(ref, Mapping) and ref.get("secretName"):
-        return f"secret:{namespace}/{ref['secretName']}"
-    return DEFAULT_SERVER
+def server_key(namespace: str, spec: object, kind: str = "Room") -> str:
+    """The index key: objects sharing it are observed together, one ListRooms (Room) or one
+    getActiveRoomsInfo (PlugNmeetRoom) per sweep."""
+    ref = spec.get("serverRef") if isinstance(spec, Mapping) else None
+    key = (f"secret:{namespace}/{ref['secretName']}" if isinstance(ref, Mapping) and ref.get("secretName")
+           else DEFAULT_SERVER)
+    return key if kind == "Room" else f"{kind.lower()}:{key}"
 
 
-def credentials_from_env(env: Mapping[str, str] | None = None) -> Credentials | None:
+def credentials_from_env(env: Mapping[str, str] | None = None, kind: str = "Room") -> Credentials | None:
+    """LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET (or _FILE); PLUGNMEET_* for PlugNmeetRoom."""
     env = os.environ if env is None else env
-    url = env.get("LIVEKIT_URL", "")
+    prefix = _SERVER_NAMES[kind][0]
+    url = env.get(f"{prefix}_URL", "")
     if not url:
         return None
-    secret = env.get("LIVEKIT_API_SECRET", "")
-    secret_file = env.get("LIVEKIT_API_SECRET_FILE", "")
+    secret = env.get(f"{prefix}_API_SECRET", "")
+    secret_file = env.get(f"{prefix}_API_SECRET_FILE", "")
     if not secret and secret_file:
         with open(secret_file, encoding="utf-8") as handle:
             secret = handle.read().strip()
-    return Credentials(url, env.get("LIVEKIT_API_KEY", ""), secret)
+    return Credentials(url, env.get(f"{prefix}_API_KEY", ""), secret)
 
 
 class ServerPool:
@@ -66,12 +75,13 @@ class ServerPool:
         default: Credentials | None,
         kube: Callable[[], KubeClient | None],
         *,
+        plugnmeet_default: Credentials | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 10.0,
         on_call: CallObserver | None = None,
         secret_ttl: float = 60.0,
     ) -> None:
-        self.default = default
+        self.defaults = {"Room": default, PLUGNMEET: plugnmeet_default}
         self.kube = kube
         self.transport = transport
         self.timeout = timeout
@@ -79,19 +89,25 @@ class ServerPool:
         self.secret_ttl = secret_ttl
         self._secrets: dict[str, tuple[float, Credentials]] = {}
         self._backends: dict[str, LiveKitBackend] = {}
+        self._plugnmeet: dict[str, PlugNmeetBackend] = {}
+
+    @property
+    def default(self) -> Credentials | None:
+        return self.defaults["Room"]
 
     async def credentials(self, obj: RoomObject) -> Credentials:
-        key = server_key(obj.namespace, obj.spec)
-        if key == DEFAULT_SERVER:
-            if self.default is None or not self.default.api_key or not self.default.api_secret:
-                raise CredentialsError("no operator-wide LiveKit server: set LIVEKIT_URL, LIVEKIT_API_KEY and "
-                                       "LIVEKIT_API_SECRET (Helm values livekit.*), or spec.serverRef.secretName")
-            return self.default
+        key = server_key(obj.namespace, obj.spec, obj.kind)
+        ref = obj.spec_map.get("serverRef")
+        if not (isinstance(ref, Mapping) and ref.get("secretName")):
+            default = self.defaults.get(obj.kind)
+            if default is None or not default.api_key or not default.api_secret:
+                prefix, helm, label = _SERVER_NAMES.get(obj.kind, _SERVER_NAMES["Room"])
+                raise CredentialsError(f"no operator-wide {label} server: set {prefix}_URL, {prefix}_API_KEY and "
+                                       f"{prefix}_API_SECRET (Helm values {helm}.*), or spec.serverRef.secretName")
+            return default
         cached = self._secrets.get(key)
         if cached and time.monotonic() - cached[0] < self.secret_ttl:
             return cached[1]
-        ref = obj.spec.get("serverRef")
-        assert isinstance(ref, Mapping)
         name = str(ref["secretName"])
         kube = self.kube()
         if kube is None:
@@ -118,7 +134,19 @@ class ServerPool:
             self._backends[creds.fingerprint] = found
         return found
 
+    def plugnmeet_backend(self, creds: Credentials) -> PlugNmeetBackend:
+        found = self._plugnmeet.get(creds.fingerprint)
+        if found is None:
+            # plugNmeet's create may wait ~15 s on the room lock after endRoom: never below 30 s.
+            found = PlugNmeetBackend(creds.url, creds.api_key, creds.api_secret, transport=self.transport,
+                                     timeout=max(self.timeout, 30.0))
+            self._plugnmeet[creds.fingerprint] = found
+        return found
+
     async def aclose(self) -> None:
         for backend in self._backends.values():
             await backend.aclose()
+        for pnm in self._plugnmeet.values():
+            await pnm.aclose()
         self._backends.clear()
+        self._plugnmeet.clear()

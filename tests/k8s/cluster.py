@@ -20,7 +20,12 @@ from reconciler.operator.servers import Credentials
 from reconciler.sandbox import DEFAULT_API_KEY, DEFAULT_API_SECRET
 
 ROOMS = "roomctl.dev/v1alpha1/rooms"
-ROOMS_RESOURCE = kmock.resource(ROOMS)  # `in kmock.objects` needs the parsed resource, not the string
+PNM_ROOMS = "roomctl.dev/v1alpha1/plugnmeetrooms"
+PLURALS = {"Room": "rooms", "PlugNmeetRoom": "plugnmeetrooms"}
+# `in kmock.objects` needs the parsed resource, not the string
+RESOURCES = {"Room": kmock.resource(ROOMS), "PlugNmeetRoom": kmock.resource(PNM_ROOMS)}
+ROOMS_RESOURCE = RESOURCES["Room"]
+PNM_KEY, PNM_SECRET = "plugnmeet", "secret"  # the sandbox's plugNmeet credentials
 _versions = itertools.count(1000)
 
 
@@ -41,32 +46,39 @@ class Cluster:
     api: httpx.AsyncClient
     state: OperatorState
 
-    async def apply(self, name: str, spec: dict[str, Any], namespace: str = "default") -> None:
+    async def apply(self, name: str, spec: Any, namespace: str = "default", kind: str = "Room") -> None:
         """Create, or replace the spec and bump the generation (what the API server would do)."""
-        current = self.get(name, namespace)
+        current = self.get(name, namespace, kind)
+        path = f"/apis/roomctl.dev/v1alpha1/namespaces/{namespace}/{PLURALS[kind]}"
         if current is not None:
             generation = int(current["metadata"].get("generation", 1)) + 1
             body = {"spec": spec, "metadata": {"generation": generation, "resourceVersion": str(next(_versions))}}
-            r = await self.api.patch(f"/apis/roomctl.dev/v1alpha1/namespaces/{namespace}/rooms/{name}", json=body,
+            r = await self.api.patch(f"{path}/{name}", json=body,
                                      headers={"Content-Type": "application/merge-patch+json"})
         else:
-            body = {"apiVersion": "roomctl.dev/v1alpha1", "kind": "Room",
+            body = {"apiVersion": "roomctl.dev/v1alpha1", "kind": kind,
                     # Workaround 3: kmock assigns no resourceVersion; kopf's patches need one.
                     "metadata": {"name": name, "namespace": namespace, "generation": 1,
                                  "uid": f"uid-{name}", "resourceVersion": str(next(_versions))},
                     "spec": spec}
-            r = await self.api.post(f"/apis/roomctl.dev/v1alpha1/namespaces/{namespace}/rooms", json=body)
+            r = await self.api.post(path, json=body)
         r.raise_for_status()
 
-    async def delete(self, name: str, namespace: str = "default") -> None:
-        r = await self.api.delete(f"/apis/roomctl.dev/v1alpha1/namespaces/{namespace}/rooms/{name}")
+    async def delete(self, name: str, namespace: str = "default", kind: str = "Room") -> None:
+        r = await self.api.delete(f"/apis/roomctl.dev/v1alpha1/namespaces/{namespace}/{PLURALS[kind]}/{name}")
         r.raise_for_status()
 
-    def get(self, name: str, namespace: str = "default") -> dict[str, Any] | None:
-        key = (ROOMS_RESOURCE, namespace, name)
+    def get(self, name: str, namespace: str = "default", kind: str = "Room") -> dict[str, Any] | None:
+        key = (RESOURCES[kind], namespace, name)
         if key not in self.mock.objects or self.mock.objects[key].deleted:
             return None
         return dict(self.mock.objects[key].raw)
+
+    async def sweep(self) -> None:
+        """One drift sweep now (what the background task does every interval)."""
+        from reconciler.operator.handlers import sweep_once
+
+        await sweep_once(self.state, self.state.indexes)
 
     def add_secret(self, name: str, data: dict[str, str], namespace: str = "default") -> None:
         import base64
@@ -159,16 +171,20 @@ def utc_now() -> str:
 @asynccontextmanager
 async def running_operator(tmp_path: Path, livekit_url: str, monkeypatch: Any, sync_interval: float = 3600.0,
                            preload: list[dict[str, Any]] = (),  # type: ignore[assignment]
-                           namespaces: tuple[str, ...] = (), liveness: str | None = None) -> AsyncIterator[Cluster]:
+                           namespaces: tuple[str, ...] = (), liveness: str | None = None,
+                           retry_first: float = 15.0) -> AsyncIterator[Cluster]:
     async with VersionedEmulator() as mock, kmock.Server(mock) as server:
         mock.resources[ROOMS] = kmock.ResourceInfo(kind="Room", namespaced=True, subresources={"status"},
                                                    verbs={"list", "watch", "get", "patch"})
+        mock.resources[PNM_ROOMS] = kmock.ResourceInfo(kind="PlugNmeetRoom", namespaced=True,
+                                                       subresources={"status"}, verbs={"list", "watch", "get", "patch"})
         # Workaround 1: kopf waits for namespaces forever unless kmock serves them.
         mock.resources["v1/namespaces"] = kmock.ResourceInfo(kind="Namespace", namespaced=False)
         mock.resources["v1/events"] = kmock.ResourceInfo(kind="Event", namespaced=True)
         mock.resources["v1/secrets"] = kmock.ResourceInfo(kind="Secret", namespaced=True)
         for body in preload:
-            mock.objects[ROOMS, body["metadata"]["namespace"], body["metadata"]["name"]] = body
+            resource = PNM_ROOMS if body.get("kind") == "PlugNmeetRoom" else ROOMS
+            mock.objects[resource, body["metadata"]["namespace"], body["metadata"]["name"]] = body
         kubeconfig = tmp_path / "kubeconfig"
         url = str(server.url).rstrip("/")
         kubeconfig.write_text(yaml.safe_dump({
@@ -180,8 +196,9 @@ async def running_operator(tmp_path: Path, livekit_url: str, monkeypatch: Any, s
         monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
         monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
         config = OperatorConfig(sync_interval=sync_interval, status_refresh=3600.0, namespaces=namespaces,
-                                liveness_endpoint=liveness,
-                                default_credentials=Credentials(livekit_url, DEFAULT_API_KEY, DEFAULT_API_SECRET))
+                                liveness_endpoint=liveness, retry_first=retry_first, retry_cap=max(retry_first, 2.0),
+                                default_credentials=Credentials(livekit_url, DEFAULT_API_KEY, DEFAULT_API_SECRET),
+                                plugnmeet_credentials=Credentials(livekit_url, PNM_KEY, PNM_SECRET))
         state = OperatorState(config)
         stop, ready_flag = asyncio.Event(), asyncio.Event()
         task = asyncio.create_task(run(config, stop_flag=stop, ready_flag=ready_flag, state=state))

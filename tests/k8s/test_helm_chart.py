@@ -17,8 +17,8 @@ HELM, WHY = helm_binary()
 pytestmark = pytest.mark.skipif(HELM is None, reason=f"no helm binary: {WHY}")
 
 ROOM_RULES = [
-    {"apiGroups": ["roomctl.dev"], "resources": ["rooms"], "verbs": ["get", "list", "watch", "patch"]},
-    {"apiGroups": ["roomctl.dev"], "resources": ["rooms/status"], "verbs": ["get", "patch"]},
+    {"apiGroups": ["roomctl.dev"], "resources": ["rooms", "plugnmeetrooms"], "verbs": ["get", "list", "watch", "patch"]},
+    {"apiGroups": ["roomctl.dev"], "resources": ["rooms/status", "plugnmeetrooms/status"], "verbs": ["get", "patch"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
 ]
 
@@ -90,3 +90,62 @@ def test_chart_crds_are_the_generated_ones() -> None:
     by_name = {c["metadata"]["name"]: c for c in rendered}
     assert by_name == {c["metadata"]["name"]: c for c in all_crds()}
     assert len(rendered) == 2
+
+
+def test_plugnmeet_server_from_values_or_an_existing_secret() -> None:
+    docs = render("plugnmeet.url=https://pnm.example", "plugnmeet.apiKey=pk", "plugnmeet.apiSecret=ps")
+    secrets = {d["metadata"]["name"]: d for d in kinds(docs, "Secret")}
+    assert secrets["rel-roomctl-plugnmeet"]["stringData"] == {"apiKey": "pk", "apiSecret": "ps"}
+    (deploy,) = kinds(docs, "Deployment")
+    env = {e["name"]: e for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["PLUGNMEET_URL"]["value"] == "https://pnm.example"
+    assert env["PLUGNMEET_API_SECRET"]["valueFrom"]["secretKeyRef"] == {"name": "rel-roomctl-plugnmeet",
+                                                                        "key": "apiSecret"}
+    assert "LIVEKIT_URL" not in env
+    existing = render("plugnmeet.url=https://pnm.example", "plugnmeet.existingSecret=pnm")
+    assert not kinds(existing, "Secret")
+    (deploy,) = kinds(existing, "Deployment")
+    env = {e["name"]: e for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["PLUGNMEET_API_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "pnm", "key": "apiKey"}
+
+
+def test_service_monitor_is_off_by_default_and_rendered_when_enabled() -> None:
+    assert not kinds(render(), "ServiceMonitor")
+    docs = render("metrics.serviceMonitor.enabled=true", "metrics.serviceMonitor.labels.release=prom",
+                  "metrics.serviceMonitor.interval=15s")
+    (monitor,) = kinds(docs, "ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["namespace"] == "roomctl-system" and monitor["metadata"]["labels"]["release"] == "prom"
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint == {"port": "metrics", "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s"}
+    # It selects exactly the metrics Service (not any other Service of the release) on its named port.
+    services = [s for s in kinds(docs, "Service")
+                if monitor["spec"]["selector"]["matchLabels"].items() <= s["metadata"]["labels"].items()]
+    assert [s["metadata"]["name"] for s in services] == ["rel-roomctl-metrics"]
+    assert [p["name"] for p in services[0]["spec"]["ports"]] == ["metrics"]
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["roomctl-system"]}
+    failed = subprocess.run([str(HELM), "template", "rel", str(CHART), "--set", "metrics.serviceMonitor.enabled=true",
+                             "--set", "metrics.service=false"], capture_output=True, text=True)
+    assert failed.returncode != 0 and "metrics.serviceMonitor.enabled needs" in failed.stderr
+
+
+def notes(*sets: str) -> str:
+    args = [str(HELM), "install", "rel", str(CHART), "--namespace", "roomctl-system", "--dry-run=client"]
+    for item in sets:
+        args += ["--set", item]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    return out.split("NOTES:", 1)[1]
+
+
+def test_notes_use_the_namespaces_of_this_install() -> None:
+    watched = notes("watchNamespaces={events,support}", "livekit.url=https://lk", "plugnmeet.url=https://pnm")
+    assert "installed in namespace roomctl-system" in watched and "Watching: events, support" in watched
+    commands = [line[line.index("kubectl"):].split("#")[0].strip() for line in watched.splitlines()
+                if "kubectl" in line]
+    assert len(commands) == 4 and all(c.startswith("kubectl -n ") for c in commands), commands
+    assert "kubectl -n events apply -f - <<'YAML'" in commands
+    assert "kubectl -n roomctl-system logs deploy/rel-roomctl" in commands
+    assert "WARNING" not in watched and "Note:" not in watched
+    everywhere = notes()
+    assert "Watching: all namespaces" in everywhere and "kubectl -n roomctl-system apply -f -" in everywhere
+    assert "livekit.url is empty" in everywhere and "plugnmeet.url is empty" in everywhere

@@ -19,13 +19,17 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if .Values.livekit.existingSecret -}}{{ .Values.livekit.existingSecret }}{{- else -}}{{ include "roomctl.fullname" . }}-livekit{{- end -}}
 {{- end -}}
 
+{{- define "roomctl.plugnmeetSecretName" -}}
+{{- if .Values.plugnmeet.existingSecret -}}{{ .Values.plugnmeet.existingSecret }}{{- else -}}{{ include "roomctl.fullname" . }}-plugnmeet{{- end -}}
+{{- end -}}
+
 {{/* The rules, shared by the ClusterRole and the per-namespace Roles: exactly what the operator calls. */}}
 {{- define "roomctl.rules" -}}
 - apiGroups: ["roomctl.dev"]
-  resources: ["rooms"]
+  resources: ["rooms", "plugnmeetrooms"]
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["roomctl.dev"]
-  resources: ["rooms/status"]
+  resources: ["rooms/status", "plugnmeetrooms/status"]
   verbs: ["get", "patch"]
 - apiGroups: [""]
   resources: ["events"]
