@@ -7,7 +7,7 @@ import sys
 import types
 import typing
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +16,12 @@ from pydantic.alias_generators import to_camel, to_snake
 
 from .model import API_VERSION, BareRoomConfiguration, DesiredRoom, RoomManifest
 from .model.plugnmeet import DesiredPnmRoom, PlugNmeetRoomManifest
+from .model.policy import DesiredPolicy, RoomPolicyManifest
 from .yamlsafe import YamlDocument, YamlError, load_documents
 
-KINDS: dict[str, type[BaseModel]] = {"Room": RoomManifest, "PlugNmeetRoom": PlugNmeetRoomManifest}
+KINDS: dict[str, type[BaseModel]] = {
+    "Room": RoomManifest, "PlugNmeetRoom": PlugNmeetRoomManifest, "RoomPolicy": RoomPolicyManifest,
+}
 
 
 @dataclass(frozen=True)
@@ -144,7 +147,7 @@ def _validation_issues(file: str, doc: YamlDocument, model: type[BaseModel], err
     return issues
 
 
-Manifest = RoomManifest | PlugNmeetRoomManifest
+Manifest = RoomManifest | PlugNmeetRoomManifest | RoomPolicyManifest
 
 
 def _parse_document(file: str, doc: YamlDocument) -> tuple[Manifest | None, list[Issue]]:
@@ -172,7 +175,7 @@ def _parse_document(file: str, doc: YamlDocument) -> tuple[Manifest | None, list
         manifest = model.model_validate(data)
     except ValidationError as err:
         return None, _validation_issues(file, doc, model, err)
-    assert isinstance(manifest, RoomManifest | PlugNmeetRoomManifest)
+    assert isinstance(manifest, RoomManifest | PlugNmeetRoomManifest | RoomPolicyManifest)
     return manifest, []
 
 
@@ -187,10 +190,11 @@ def _decode(file: str, raw: bytes) -> tuple[str | None, Issue | None]:
 
 @dataclass(frozen=True)
 class Inputs:
-    """Every declared room, by backend."""
+    """Every declared room, by backend, and the RoomPolicies (which govern LiveKit rooms)."""
 
     livekit: list[DesiredRoom]
     plugnmeet: list[DesiredPnmRoom]
+    policies: list[DesiredPolicy] = field(default_factory=list)
 
 
 def load_manifests(paths: Iterable[str]) -> list[DesiredRoom]:
@@ -203,6 +207,7 @@ def load_inputs(paths: Iterable[str]) -> Inputs:
     issues: list[Issue] = []
     rooms: list[DesiredRoom] = []
     pnm_rooms: list[DesiredPnmRoom] = []
+    policies: list[DesiredPolicy] = []
     inputs = _input_files(paths)
     for file, raw in inputs:
         if raw is None:
@@ -225,15 +230,19 @@ def load_inputs(paths: Iterable[str]) -> Inputs:
                 rooms.append(DesiredRoom(manifest, file, doc.line))
             elif isinstance(manifest, PlugNmeetRoomManifest):
                 pnm_rooms.append(DesiredPnmRoom(manifest, file, doc.line))
+            elif isinstance(manifest, RoomPolicyManifest):
+                policies.append(DesiredPolicy(manifest, file, doc.line))
     if not inputs:
         issues.append(Issue("<args>", 0, 0, "", "no manifest files given"))
-    for group, field in ((rooms, "spec.name"), (pnm_rooms, "spec.roomId")):
-        seen: dict[str, DesiredRoom | DesiredPnmRoom] = {}
+    groups: tuple[tuple[Sequence[DesiredRoom | DesiredPnmRoom | DesiredPolicy], str, str], ...] = (
+        (rooms, "spec.name", "room"), (pnm_rooms, "spec.roomId", "room"), (policies, "metadata.name", "RoomPolicy"))
+    for group, path, noun in groups:
+        seen: dict[str, DesiredRoom | DesiredPnmRoom | DesiredPolicy] = {}
         for room in group:
             first = seen.setdefault(room.name, room)
             if first is not room:
-                issues.append(Issue(room.file, room.line, 1, field,
-                                    f"room {room.name!r} is already declared at {first.source}"))
+                issues.append(Issue(room.file, room.line, 1, path,
+                                    f"{noun} {room.name!r} is already declared at {first.source}"))
     if issues:
         raise ManifestError(issues)
-    return Inputs(rooms, pnm_rooms)
+    return Inputs(rooms, pnm_rooms, policies)

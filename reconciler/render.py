@@ -10,6 +10,7 @@ from typing import Any, TextIO
 
 from .execute import ActionResult, Results
 from .plan import Action, ActionKind, Drift, Plan, RoomPlan
+from .plan.core import POLICY_KIND
 
 JSON_FORMAT_VERSION = "1"
 
@@ -41,6 +42,14 @@ def fmt(value: Any) -> str:
 
 
 def _action_lines(action: Action) -> list[tuple[str, str]]:
+    lines = _plain_action_lines(action)
+    if action.source and lines:
+        marker, text = lines[0]
+        lines[0] = (marker, f"{text}  ({action.source})")
+    return lines
+
+
+def _plain_action_lines(action: Action) -> list[tuple[str, str]]:
     kind = action.kind
     if kind in (ActionKind.CREATE_ROOM,):
         return [("+", f"{c.field} = {fmt(c.new)}") for c in action.changes]
@@ -67,7 +76,12 @@ def _action_lines(action: Action) -> list[tuple[str, str]]:
 
 def _header(room: RoomPlan) -> str:
     marker = MARKERS[room.status]
-    where = f"  ({room.source})" if room.source else "  (not declared; inside --prune-scope)"
+    if room.source:
+        where = f"  ({room.source})"
+    elif room.policies and room.status != "delete":
+        where = f"  (not declared; {POLICY_KIND} {', '.join(room.policies)})"
+    else:
+        where = "  (not declared; inside --prune-scope)"
     sid = f"  sid {room.sid}" if room.sid and room.status != "create" else ""
     label = {"recreate": "  must be re-created", "drift": "  drift not applied",
              "suspended": "  suspended (spec.suspend: true; nothing done)"}.get(room.status, "")
@@ -79,15 +93,18 @@ def _header(room: RoomPlan) -> str:
 
 
 def _drift_line(drift: Drift) -> str:
+    source = f" ({drift.source})" if drift.source else ""
     if drift.field == "room":
-        return f"! {drift.detail}"
-    return f"! {drift.field}: {fmt(drift.observed)} -> {fmt(drift.desired)}  # {drift.detail}"
+        return f"! {drift.detail}{source}"
+    return f"! {drift.field}: {fmt(drift.observed)} -> {fmt(drift.desired)}  # {drift.detail}{source}"
 
 
 def summary_line(plan: Plan) -> str:
     c = plan.counts()
     line = (f"Plan: {c['create']} to create, {c['update']} to update, {c['recreate']} to recreate, "
             f"{c['delete']} to delete; {c['drift']} drift not applied.")
+    if c["policy_participant_changes"]:
+        line += f" {c['policy_participant_changes']} participant change(s) from {POLICY_KIND} rules."
     return line
 
 
@@ -126,6 +143,7 @@ def _action_json(action: Action) -> dict[str, Any]:
         "target": action.target or None,
         "disconnects": action.disconnects,
         "changes": [{"field": c.field, "old": c.old, "new": c.new} for c in action.changes],
+        "source": action.source or None,
     }
 
 
@@ -141,10 +159,11 @@ def plan_json(plan: Plan) -> dict[str, Any]:
                 "source": room.source or None,
                 "status": room.status,
                 "sid": room.sid or None,
+                "policies": list(room.policies),
                 "actions": [_action_json(a) for a in room.actions],
                 "drift": [
                     {"field": d.field, "observed": d.observed, "desired": d.desired, "reason": str(d.reason),
-                     "detail": d.detail}
+                     "detail": d.detail, "source": d.source or None}
                     for d in room.drifts
                 ],
                 "not_verifiable": list(room.not_verifiable),

@@ -10,9 +10,9 @@ from typing import Any, TypeVar
 import httpx
 
 from ..auth import TokenSource
-from ..model import DesiredRoom
+from ..model import DesiredPolicy, DesiredRoom
 from ..observed import ObservedDispatch, ObservedParticipant, ObservedRoom, ObservedState
-from ..plan import needs_dispatches, needs_participants
+from ..plan import what_to_observe
 from .errors import NotFound
 from .twirp import CallObserver, RetryPolicy, TwirpClient
 
@@ -79,13 +79,18 @@ class LiveKitBackend:
         result = await self.twirp.call("AgentDispatchService", "ListDispatch", {"room": room}, room)
         return [ObservedDispatch.from_json(d) for d in result.get("agent_dispatches", [])]
 
-    async def observe(self, desired: Sequence[DesiredRoom], list_all: bool = False) -> ObservedState:
-        """One ListRooms for the declared names (or all, for prune); participants and dispatches
-        only for live rooms whose rules or agents need them. Never a routed call on a room that
-        ListRooms did not return: the real server hangs ~15 s on those (livekit-api.md §3.3)."""
-        listed = await self.list_rooms(None if list_all else [d.name for d in desired])
+    async def observe(self, desired: Sequence[DesiredRoom], list_all: bool = False,
+                      policies: Sequence[DesiredPolicy] = (), only: Sequence[str] | None = None) -> ObservedState:
+        """One ListRooms for the declared names (or all, for prune or when any RoomPolicy is loaded;
+        or just `only`); participants and dispatches only for live rooms the plan says need them
+        (plan.what_to_observe: rules or agents from a Room or a matching policy). Never a routed
+        call on a room that ListRooms did not return: the real server hangs ~15 s on those
+        (livekit-api.md §3.3)."""
+        want = what_to_observe(desired, policies, list_all, only)
+        names = want.names
+        listed = await self.list_rooms(names)
         rooms = {r.name: r for r in listed}
-        live = [d for d in desired if d.name in rooms]
+        needs = {name: want.needs(name) for name in rooms}
 
         def participants_of(name: str) -> Callable[[], Awaitable[list[ObservedParticipant]]]:
             return lambda: self.list_participants(name)
@@ -93,15 +98,15 @@ class LiveKitBackend:
         def dispatches_of(name: str) -> Callable[[], Awaitable[list[ObservedDispatch]]]:
             return lambda: self.list_dispatches(name)
 
-        want_participants = [d.name for d in live if needs_participants(d.spec)]
-        want_dispatches = [d.name for d in live if needs_dispatches(d.spec)]
+        want_participants = [n for n in rooms if needs[n].participants]
+        want_dispatches = [n for n in rooms if needs[n].dispatches]
         participants = await self._bounded([participants_of(n) for n in want_participants])
         dispatches = await self._bounded([dispatches_of(n) for n in want_dispatches])
         for name, found in zip(want_participants, participants, strict=True):
             rooms[name] = replace(rooms[name], participants=tuple(found))
         for name, got in zip(want_dispatches, dispatches, strict=True):
             rooms[name] = replace(rooms[name], dispatches=tuple(got))
-        return ObservedState(rooms, complete=list_all)
+        return ObservedState(rooms, complete=names is None)
 
     # ---- writes -------------------------------------------------------------------------------
     async def create_room(self, body: dict[str, Any]) -> ObservedRoom:

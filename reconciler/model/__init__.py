@@ -1,7 +1,9 @@
-"""Desired state, one module per kind: `room` (Room), `plugnmeet` (PlugNmeetRoom); `base` is shared."""
+"""Desired state, one module per kind: `room` (Room), `plugnmeet` (PlugNmeetRoom), `policy`
+(RoomPolicy); `base` is shared."""
 
 from .base import API_VERSION, ObjectMeta, ServerRef, Strict, canonical_json
 from .plugnmeet import DesiredPnmRoom, PlugNmeetRoomManifest
+from .policy import DesiredPolicy, RoomPolicyManifest
 from .room import (
     AgentDispatchSpec,
     BareRoomConfiguration,
@@ -18,6 +20,7 @@ __all__ = [
     "AgentDispatchSpec",
     "BareRoomConfiguration",
     "DesiredPnmRoom",
+    "DesiredPolicy",
     "DesiredRoom",
     "ObjectMeta",
     "ParticipantRule",
@@ -25,6 +28,7 @@ __all__ = [
     "PlugNmeetRoomManifest",
     "Policy",
     "RoomManifest",
+    "RoomPolicyManifest",
     "RoomSpec",
     "ServerRef",
     "Strict",

@@ -97,6 +97,14 @@ class AgentDispatchSpec(Strict):
         return (self.agent_name, self.metadata, self.deployment, tuple(sorted(self.attributes.items())))
 
 
+def unique_agent_names(agents: list[AgentDispatchSpec]) -> None:
+    """One dispatch per agent name: two with the same name could never be told apart on the server."""
+    names = [a.agent_name for a in agents]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"agent names must be unique; repeated: {', '.join(repeated)}")
+
+
 class Policy(Strict):
     lifecycle: Literal["Persistent", "OnDemand"] = "Persistent"
     recreate: Literal["Never", "IfEmpty", "Always"] = "Never"
@@ -131,11 +139,7 @@ class RoomConfigurationFields(Strict):
     @field_validator("agents")
     @classmethod
     def _unique_agents(cls, value: list[AgentDispatchSpec] | None) -> list[AgentDispatchSpec] | None:
-        # One dispatch per agent name: two with the same name could never be told apart on the server.
-        names = [a.agent_name for a in value or []]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise ValueError(f"agent names must be unique; repeated: {', '.join(repeated)}")
+        unique_agent_names(value or [])
         return value
 
     @model_validator(mode="after")

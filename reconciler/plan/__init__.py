@@ -1,4 +1,5 @@
-"""The pure plan engine, one module per kind: `room` (LiveKit), `plugnmeet`; `core` is the shared vocabulary."""
+"""The pure plan engine, one module per kind: `room` (LiveKit), `policy` (RoomPolicy, and the whole
+LiveKit plan), `plugnmeet`; `core` is the shared vocabulary."""
 
 from .core import (
     PHASES,
@@ -16,7 +17,8 @@ from .core import (
     prune_plans,
 )
 from .plugnmeet import plan_pnm, plan_pnm_room
-from .room import needs_dispatches, needs_participants, plan, plan_room, room_configuration
+from .policy import Needs, WhatToObserve, governance, plan, plan_live_room, what_to_observe
+from .room import Governance, needs_dispatches, needs_participants, plan_room, room_configuration
 
 __all__ = [
     "PHASES",
@@ -25,18 +27,24 @@ __all__ = [
     "Drift",
     "DriftReason",
     "FieldChange",
+    "Governance",
+    "Needs",
     "Plan",
     "PlanOptions",
     "PlanRefused",
     "PruneCandidate",
     "RoomPlan",
+    "WhatToObserve",
     "check_prune",
+    "governance",
     "needs_dispatches",
     "needs_participants",
     "plan",
+    "plan_live_room",
     "plan_pnm",
     "plan_pnm_room",
     "plan_room",
     "prune_plans",
     "room_configuration",
+    "what_to_observe",
 ]

@@ -34,6 +34,10 @@ PHASES: dict[ActionKind, int] = {
 }
 
 
+PARTICIPANT_ACTIONS = frozenset({ActionKind.UPDATE_PARTICIPANT, ActionKind.REMOVE_PARTICIPANT})
+POLICY_KIND = "RoomPolicy"
+
+
 class DriftReason(StrEnum):
     RECREATE_NEVER = "recreate_never"
     RECREATE_OCCUPIED = "recreate_occupied"
@@ -65,6 +69,8 @@ class Action:
     drop_implicit_dispatch: bool = False
     # Participants this action disconnects (a re-create or delete of an occupied room); shown in the plan.
     disconnects: int = 0
+    # Provenance: what asked for it, e.g. "Room town-hall, rule 1" or "RoomPolicy support-calls, agents".
+    source: str = ""
 
     @property
     def phase(self) -> int:
@@ -79,6 +85,7 @@ class Drift:
     desired: Any
     reason: DriftReason
     detail: str
+    source: str = ""  # provenance, as Action.source
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,7 @@ class RoomPlan:
     drifts: tuple[Drift, ...] = ()
     not_verifiable: tuple[str, ...] = ()
     kind: str = "Room"  # the manifest kind, which says the backend: Room (LiveKit) or PlugNmeetRoom
+    policies: tuple[str, ...] = ()  # the RoomPolicies that matched this live room, in the order applied
 
 
 @dataclass(frozen=True)
@@ -118,6 +126,9 @@ class Plan:
                 counts[room.status] += 1
         counts["drift"] = len(self.drifts)
         counts["unmanaged"] = self.unmanaged
+        counts["policy_participant_changes"] = sum(
+            1 for a in self.actions
+            if a.kind in PARTICIPANT_ACTIONS and a.source.startswith(f"{POLICY_KIND} "))
         return counts
 
 
@@ -136,7 +147,7 @@ class PlanOptions:
 
 
 
-def _matches_scope(name: str, scopes: Sequence[str]) -> bool:
+def in_prune_scope(name: str, scopes: Sequence[str]) -> bool:
     return any(fnmatchcase(name, scope) for scope in scopes)
 
 
@@ -166,17 +177,19 @@ def prune_plans(candidates: Sequence[PruneCandidate], options: PlanOptions, kind
     plans: list[RoomPlan] = []
     unmanaged = 0
     for room in sorted(candidates, key=lambda c: c.name):
-        if not (options.prune and _matches_scope(room.name, options.prune_scopes)):
+        if not (options.prune and in_prune_scope(room.name, options.prune_scopes)):
             unmanaged += 1
             continue
         if room.occupants and not options.prune_occupied:
             drift = Drift(room.name, "room", "present", "absent", DriftReason.PRUNE_OCCUPIED,
                           f"not pruned: the room has {room.occupants} participant(s) "
-                          "(--prune-occupied deletes it anyway)")
+                          "(--prune-occupied deletes it anyway)", source="--prune")
             plans.append(RoomPlan(room.name, "", "drift", room.sid, drifts=(drift,), kind=kind))
             continue
+        scope = next(s for s in options.prune_scopes if fnmatchcase(room.name, s))
         action = Action(ActionKind.DELETE_ROOM, room.name, (FieldChange("room", room.name, None),),
-                        {request_key: room.name}, old_sid=room.sid, disconnects=room.occupants)
+                        {request_key: room.name}, old_sid=room.sid, disconnects=room.occupants,
+                        source=f"--prune-scope {scope}")
         plans.append(RoomPlan(room.name, "", "delete", room.sid, actions=(action,), kind=kind))
     return plans, unmanaged
 

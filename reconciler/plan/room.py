@@ -3,40 +3,97 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
 from pydantic.alias_generators import to_camel
 
 from ..model.room import AgentDispatchSpec, DesiredRoom, ParticipantRule, RoomSpec
-from ..observed import ObservedDispatch, ObservedParticipant, ObservedRoom, ObservedState
-from .core import (
-    Action,
-    ActionKind,
-    Drift,
-    DriftReason,
-    FieldChange,
-    Plan,
-    PlanOptions,
-    PlanRefused,
-    PruneCandidate,
-    RoomPlan,
-    check_prune,
-    prune_plans,
-)
+from ..observed import ObservedDispatch, ObservedParticipant, ObservedRoom
+from .core import Action, ActionKind, Drift, DriftReason, FieldChange, RoomPlan
 
 DEFAULT_EMPTY_TIMEOUT = 300
 DEFAULT_DEPARTURE_TIMEOUT = 20
 
+# ---- rules with their provenance ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourcedRule:
+    """A participant rule and what declared it, e.g. "Room town-hall, rule 1"."""
+
+    rule: ParticipantRule
+    source: str
+    observe_only: bool = False
+
+
+@dataclass(frozen=True)
+class SourcedAgent:
+    agent: AgentDispatchSpec
+    source: str
+    observe_only: bool = False
+
+
+@dataclass(frozen=True)
+class SourcedMetadata:
+    value: str
+    source: str
+    observe_only: bool = False
+    ignored: bool = False
+
+
+@dataclass(frozen=True)
+class Governance:
+    """What RoomPolicies add to one live room, already in the order they apply (plan/policy.py
+    builds it). Empty for a room no policy matches."""
+
+    rules: tuple[SourcedRule, ...] = ()
+    agents: tuple[SourcedAgent, ...] = ()
+    metadata: SourcedMetadata | None = None
+    policies: tuple[str, ...] = ()  # names of the matching policies
+
+
+NO_GOVERNANCE = Governance()
+EMPTY_SPEC = RoomSpec()
+
+
+def room_label(desired: DesiredRoom) -> str:
+    return f"Room {desired.manifest.metadata.name}"
+
+
+def room_rules(desired: DesiredRoom) -> list[SourcedRule]:
+    """The Room's own participant rules (none when it ignores participants), numbered from 1."""
+    spec = desired.spec
+    if "participants" in spec.policy.ignore:
+        return []
+    label = room_label(desired)
+    return [SourcedRule(rule, f"{label}, rule {i}") for i, rule in enumerate(spec.participants, 1)]
+
+
+def room_agents(desired: DesiredRoom | None, governance: Governance) -> list[SourcedAgent]:
+    """The Room's agents, then each policy agent whose name no earlier source declared."""
+    out: list[SourcedAgent] = []
+    if desired is not None:
+        out = [SourcedAgent(a, f"{room_label(desired)}, agents") for a in desired.spec.agents or []]
+    names = {a.agent.agent_name for a in out}
+    for extra in governance.agents:
+        if extra.agent.agent_name not in names:
+            names.add(extra.agent.agent_name)
+            out.append(extra)
+    return out
+
+
 # ---- what to observe ----------------------------------------------------------------------------
 
 
-def needs_participants(spec: RoomSpec) -> bool:
-    return bool(spec.participants) and "participants" not in spec.policy.ignore
+def needs_participants(spec: RoomSpec, governance: Governance = NO_GOVERNANCE) -> bool:
+    return (bool(spec.participants) or bool(governance.rules)) and "participants" not in spec.policy.ignore
 
 
-def needs_dispatches(spec: RoomSpec) -> bool:
-    return (spec.agents is not None or spec.policy.agents == "Exact") and "agents" not in spec.policy.ignore
+def needs_dispatches(spec: RoomSpec, governance: Governance = NO_GOVERNANCE) -> bool:
+    declared = spec.agents is not None or spec.policy.agents == "Exact" or bool(governance.agents)
+    return declared and "agents" not in spec.policy.ignore
 
 
 # ---- requests -----------------------------------------------------------------------------------
@@ -74,10 +131,11 @@ IMMUTABLE = (("empty_timeout", "emptyTimeout"), ("departure_timeout", "departure
              ("max_participants", "maxParticipants"))
 
 
-def _first_rule(rules: Sequence[ParticipantRule], p: ObservedParticipant) -> ParticipantRule | None:
-    for rule in rules:
-        if p.kind in rule.kinds and fnmatchcase(p.identity, rule.identity):
-            return rule
+def first_rule(rules: Sequence[SourcedRule], p: ObservedParticipant) -> SourcedRule | None:
+    """First match wins: the rule whose kinds include the participant's and whose glob matches."""
+    for entry in rules:
+        if p.kind in entry.rule.kinds and fnmatchcase(p.identity, entry.rule.identity):
+            return entry
     return None
 
 
@@ -85,10 +143,11 @@ def _normal(field_name: str, value: Any) -> Any:
     return sorted(value) if field_name == "can_publish_sources" else value
 
 
-def _plan_participant(room: str, rule: ParticipantRule, p: ObservedParticipant) -> tuple[list[Action], list[Drift]]:
+def _plan_participant(room: str, rule: ParticipantRule, p: ObservedParticipant,
+                      source: str = "") -> tuple[list[Action], list[Drift]]:
     if rule.remove:
         return [Action(ActionKind.REMOVE_PARTICIPANT, room, (FieldChange("participant", p.identity, None),),
-                       {"room": room, "identity": p.identity}, target=p.identity)], []
+                       {"room": room, "identity": p.identity}, target=p.identity, source=source)], []
     changes: list[FieldChange] = []
     drifts: list[Drift] = []
     request: dict[str, Any] = {"room": room, "identity": p.identity}
@@ -119,86 +178,164 @@ def _plan_participant(room: str, rule: ParticipantRule, p: ObservedParticipant) 
             continue
         if wanted == "":
             drifts.append(Drift(room, f"participants[{p.identity}].{key}", have, "", DriftReason.CANNOT_CLEAR,
-                                f"participant {key} cannot be cleared through the LiveKit API"))
+                                f"participant {key} cannot be cleared through the LiveKit API", source))
             continue
         request[key] = wanted
         changes.append(FieldChange(key, have, wanted))
     if not changes:
         return [], drifts
-    return [Action(ActionKind.UPDATE_PARTICIPANT, room, tuple(changes), request, target=p.identity)], drifts
+    return [Action(ActionKind.UPDATE_PARTICIPANT, room, tuple(changes), request, target=p.identity,
+                   source=source)], drifts
 
 
-def _plan_dispatches(room: str, spec: RoomSpec, observed: Sequence[ObservedDispatch]) -> list[Action]:
+def plan_participants(room: str, rules: Sequence[SourcedRule],
+                      participants: Sequence[ObservedParticipant]) -> tuple[list[Action], list[Drift]]:
+    """Each participant against the ordered rules (first match wins), in identity order. A rule
+    from an observe-only source reports what it would change as drift."""
     actions: list[Action] = []
+    drifts: list[Drift] = []
+    for participant in sorted(participants, key=lambda p: p.identity):
+        entry = first_rule(rules, participant)
+        if entry is None:
+            continue
+        more_actions, more_drifts = _plan_participant(room, entry.rule, participant, entry.source)
+        drifts.extend(more_drifts)
+        if entry.observe_only:
+            drifts.extend(_observe_only(room, more_actions))
+        else:
+            actions.extend(more_actions)
+    return actions, drifts
+
+
+def plan_dispatches(room: str, agents: Sequence[SourcedAgent], observed: Sequence[ObservedDispatch],
+                    exact_source: str | None = None) -> tuple[list[Action], list[Drift]]:
+    """Create each declared dispatch the room lacks; with `exact_source` (agents: Exact) also delete
+    every dispatch nothing declares."""
+    actions: list[Action] = []
+    drifts: list[Drift] = []
     unmatched = list(observed)
-    for agent in spec.agents or []:
+    for entry in agents:
+        agent = entry.agent
         match = next((d for d in unmatched if d.key() == agent.key()), None)
         if match is not None:
             unmatched.remove(match)
             continue
         request = {"room": room, **_agent_request(agent)}
-        actions.append(Action(ActionKind.CREATE_DISPATCH, room, (FieldChange("agent", None, agent.agent_name),),
-                              request))
-    if spec.policy.agents == "Exact":
+        action = Action(ActionKind.CREATE_DISPATCH, room, (FieldChange("agent", None, agent.agent_name),),
+                        request, source=entry.source)
+        if entry.observe_only:
+            drifts.extend(_observe_only(room, [action]))
+        else:
+            actions.append(action)
+    if exact_source is not None:
         for extra in unmatched:
             label = extra.agent_name or '"" (implicit)'
             actions.append(Action(ActionKind.DELETE_DISPATCH, room, (FieldChange("agent", label, None),),
-                                  {"room": room, "dispatch_id": extra.id}, target=extra.id))
-    return actions
+                                  {"room": room, "dispatch_id": extra.id}, target=extra.id, source=exact_source))
+    return actions, drifts
 
 
 def _observe_only(room: str, actions: list[Action]) -> list[Drift]:
     return [
         Drift(room, change.field if not a.target else f"{a.kind}[{a.target}].{change.field}", change.old, change.new,
-              DriftReason.OBSERVE_ONLY, f"{a.kind} not applied: policy.observeOnly")
+              DriftReason.OBSERVE_ONLY, f"{a.kind} not applied: policy.observeOnly", a.source)
         for a in actions
         for change in (a.changes or (FieldChange(str(a.kind), None, None),))
     ]
 
 
-def plan_room(desired: DesiredRoom, observed: ObservedRoom | None) -> RoomPlan:
-    spec = desired.spec
-    name = desired.name
+def _metadata(name: str, observed: ObservedRoom, desired: DesiredRoom | None,
+              governance: Governance) -> tuple[Action | None, list[Drift]]:
+    """The room metadata: the Room's if it declares one, else the first matching policy's."""
+    spec = desired.spec if desired is not None else EMPTY_SPEC
+    if desired is not None and spec.metadata is not None:
+        wanted = SourcedMetadata(spec.metadata, room_label(desired), ignored="metadata" in spec.policy.ignore)
+    elif governance.metadata is not None and "metadata" not in spec.policy.ignore:
+        wanted = governance.metadata
+    else:
+        return None, []
+    if wanted.value == observed.metadata:
+        return None, []
+    if wanted.ignored:
+        return None, [Drift(name, "metadata", observed.metadata, wanted.value, DriftReason.IGNORED,
+                            "metadata is in policy.ignore", wanted.source)]
+    action = Action(ActionKind.UPDATE_ROOM_METADATA, name, (FieldChange("metadata", observed.metadata, wanted.value),),
+                    {"room": name, "metadata": wanted.value}, source=wanted.source)
+    if wanted.observe_only:
+        return None, _observe_only(name, [action])
+    return action, []
+
+
+def _create_request(desired: DesiredRoom, governance: Governance) -> dict[str, Any]:
+    """The Room's configuration, plus what matching policies enforce anyway (their agents, their
+    metadata when the Room has none), so a room roomctl creates needs no second pass."""
+    request = room_configuration(desired.name, desired.spec)
+    ignore = desired.spec.policy.ignore
+    if "agents" not in ignore:
+        agents = [a.agent for a in room_agents(desired, governance) if not a.observe_only]
+        if agents:
+            request["agents"] = [_agent_request(a) for a in agents]
+    wanted = governance.metadata
+    if ("metadata" not in request and "metadata" not in ignore and wanted is not None
+            and not (wanted.ignored or wanted.observe_only)):
+        request["metadata"] = wanted.value
+    return request
+
+
+def plan_room(desired: DesiredRoom | None, observed: ObservedRoom | None,
+              governance: Governance = NO_GOVERNANCE) -> RoomPlan:
+    """One room: its Room manifest (None for an undeclared live room) and what matching RoomPolicies
+    add. The Room's rules come first, then the governance's; first matching rule wins."""
+    if desired is None:
+        assert observed is not None, "an undeclared room is planned only while it is live"
+        name, spec, source, label = observed.name, EMPTY_SPEC, "", ""
+    else:
+        name, spec, source, label = desired.name, desired.spec, desired.source, room_label(desired)
     policy = spec.policy
-    create_request = room_configuration(name, spec)
-    drop_implicit = policy.agents == "Exact" and not spec.agents
+    drop_implicit = False
+    create_request: dict[str, Any] = {}
+    if desired is not None:
+        create_request = _create_request(desired, governance)
+        drop_implicit = policy.agents == "Exact" and not create_request.get("agents")
     if observed is None:
+        assert desired is not None
         if policy.lifecycle == "OnDemand":
-            return RoomPlan(name, desired.source, "absent")
+            return RoomPlan(name, source, "absent", policies=governance.policies)
         action = Action(ActionKind.CREATE_ROOM, name,
                         tuple(FieldChange(to_camel(k), None, v) for k, v in create_request.items() if k != "name"),
-                        create_request, drop_implicit_dispatch=drop_implicit)
+                        create_request, drop_implicit_dispatch=drop_implicit, source=label)
         if policy.observe_only:
-            return RoomPlan(name, desired.source, "drift", drifts=tuple(_observe_only(name, [action])))
-        return RoomPlan(name, desired.source, "create", actions=(action,))
+            return RoomPlan(name, source, "drift", drifts=tuple(_observe_only(name, [action])),
+                            policies=governance.policies)
+        return RoomPlan(name, source, "create", actions=(action,), policies=governance.policies)
 
     actions: list[Action] = []
     drifts: list[Drift] = []
     immutable_changes = []
-    for key, label in IMMUTABLE:
+    for key, label_ in IMMUTABLE:
         wanted = getattr(spec, key)
         have = getattr(observed, key)
         if wanted is None or wanted == have:
             continue
-        if label in policy.ignore:
-            drifts.append(Drift(name, label, have, wanted, DriftReason.IGNORED, f"{label} is in policy.ignore"))
+        if label_ in policy.ignore:
+            drifts.append(Drift(name, label_, have, wanted, DriftReason.IGNORED, f"{label_} is in policy.ignore",
+                                label))
         else:
-            immutable_changes.append(FieldChange(label, have, wanted))
-    metadata_change = None
-    if spec.metadata is not None and spec.metadata != observed.metadata:
-        if "metadata" in policy.ignore:
-            drifts.append(Drift(name, "metadata", observed.metadata, spec.metadata, DriftReason.IGNORED,
-                                "metadata is in policy.ignore"))
-        else:
-            metadata_change = FieldChange("metadata", observed.metadata, spec.metadata)
+            immutable_changes.append(FieldChange(label_, have, wanted))
+    metadata_action, metadata_drifts = _metadata(name, observed, desired, governance)
+    drifts.extend(metadata_drifts)
+    rules = (room_rules(desired) if desired is not None else []) + list(governance.rules)
+    if "participants" in policy.ignore:
+        rules = []
 
     recreate = False
     if immutable_changes:
         occupied = observed.num_participants
-        if needs_participants(spec) and observed.participants is not None:
+        if rules and observed.participants is not None:
             # Participants a `remove: true` rule disconnects anyway do not keep an IfEmpty room alive:
             # otherwise one apply removes them and only the next one re-creates (no convergence).
-            leaving = [p for p in observed.participants if (r := _first_rule(spec.participants, p)) and r.remove]
+            leaving = [p for p in observed.participants
+                       if (r := first_rule(rules, p)) and r.rule.remove and not r.observe_only]
             occupied = max(0, occupied - len(leaving))
         if policy.recreate == "Always" or (policy.recreate == "IfEmpty" and occupied == 0):
             recreate = True
@@ -207,27 +344,28 @@ def plan_room(desired: DesiredRoom, observed: ObservedRoom | None) -> RoomPlan:
             detail = ("LiveKit cannot change this on a live room; policy.recreate is Never"
                       if policy.recreate == "Never"
                       else f"needs a re-create but the room has {occupied} participant(s) (policy.recreate IfEmpty)")
-            drifts.extend(Drift(name, c.field, c.old, c.new, reason, detail) for c in immutable_changes)
+            drifts.extend(Drift(name, c.field, c.old, c.new, reason, detail, label) for c in immutable_changes)
 
     if recreate:
-        changes = tuple(immutable_changes) + ((metadata_change,) if metadata_change else ())
+        changes = tuple(immutable_changes) + (metadata_action.changes if metadata_action else ())
         actions.append(Action(ActionKind.RECREATE_ROOM, name, changes, create_request, old_sid=observed.sid,
-                              drop_implicit_dispatch=drop_implicit, disconnects=observed.num_participants))
+                              drop_implicit_dispatch=drop_implicit, disconnects=observed.num_participants,
+                              source=label))
     else:
-        if metadata_change is not None:
-            actions.append(Action(ActionKind.UPDATE_ROOM_METADATA, name, (metadata_change,),
-                                  {"room": name, "metadata": spec.metadata}))
-        if needs_dispatches(spec) and observed.dispatches is not None:
-            actions.extend(_plan_dispatches(name, spec, observed.dispatches))
-        if needs_participants(spec) and observed.participants is not None:
-            for participant in sorted(observed.participants, key=lambda p: p.identity):
-                rule = _first_rule(spec.participants, participant)
-                if rule is not None:
-                    more_actions, more_drifts = _plan_participant(name, rule, participant)
-                    actions.extend(more_actions)
-                    drifts.extend(more_drifts)
+        if metadata_action is not None:
+            actions.append(metadata_action)
+        if needs_dispatches(spec, governance) and observed.dispatches is not None:
+            exact = f"{label}, policy.agents Exact" if policy.agents == "Exact" else None
+            more_actions, more_drifts = plan_dispatches(name, room_agents(desired, governance), observed.dispatches,
+                                                        exact)
+            actions.extend(more_actions)
+            drifts.extend(more_drifts)
+        if rules and observed.participants is not None:
+            more_actions, more_drifts = plan_participants(name, rules, observed.participants)
+            actions.extend(more_actions)
+            drifts.extend(more_drifts)
 
-    not_verifiable = () if recreate else tuple(label for key, label in UNREADABLE if getattr(spec, key) is not None)
+    not_verifiable = () if recreate else tuple(label_ for key, label_ in UNREADABLE if getattr(spec, key) is not None)
     if policy.observe_only and actions:
         drifts.extend(_observe_only(name, actions))
         actions = []
@@ -239,17 +377,5 @@ def plan_room(desired: DesiredRoom, observed: ObservedRoom | None) -> RoomPlan:
         status = "drift"
     else:
         status = "in-sync"
-    return RoomPlan(name, desired.source, status, observed.sid, tuple(actions), tuple(drifts), not_verifiable)
-
-
-def plan(desired: Sequence[DesiredRoom], observed: ObservedState, options: PlanOptions | None = None) -> Plan:
-    """Every room's actions and drift. Rooms outside every prune scope are never touched."""
-    options = options or PlanOptions()
-    check_prune(options, bool(desired))
-    if options.prune and not observed.complete:
-        raise PlanRefused("refusing to prune without a complete list of the server's rooms")
-    rooms = [plan_room(d, observed.rooms.get(d.name)) for d in desired]
-    undeclared = set(observed.rooms) - {d.name for d in desired} - options.declared_elsewhere
-    pruned, unmanaged = prune_plans(
-        [PruneCandidate(n, observed.rooms[n].sid, observed.rooms[n].num_participants) for n in undeclared], options)
-    return Plan((*rooms, *pruned), unmanaged)
+    return RoomPlan(name, source, status, observed.sid, tuple(actions), tuple(drifts), not_verifiable,
+                    policies=governance.policies)
