@@ -121,7 +121,9 @@ async def open_backends(args: argparse.Namespace, concurrency: int = 16,
                          "PLUGNMEET_API_KEY and PLUGNMEET_API_SECRET")
     sandbox = None
     if settings.url is None or (plugnmeet and pnm is None):
-        sandbox = Sandbox(SandboxConfig(state_file=EMBEDDED_STATE))
+        # The embedded sandbox sends webhooks too, when asked (env: there are no sandbox flags here).
+        sandbox = Sandbox(SandboxConfig(state_file=EMBEDDED_STATE,
+                                        webhook_url=os.environ.get("ROOMCTL_SANDBOX_WEBHOOK_URL") or None))
         if not args.quiet:
             print(f"roomctl: no LIVEKIT_URL set; using the embedded sandbox ({EMBEDDED_STATE})", file=sys.stderr)
     if settings.url is None:
@@ -143,6 +145,9 @@ async def open_backends(args: argparse.Namespace, concurrency: int = 16,
     try:
         yield Backends(livekit, pnm_backend)
     finally:
+        if sandbox is not None:
+            await sandbox.webhooks.flush()  # what this run caused is delivered before the process ends
+            await sandbox.webhooks.aclose()
         await livekit.aclose()
         if pnm_backend is not None:
             await pnm_backend.aclose()

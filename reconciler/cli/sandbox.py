@@ -31,6 +31,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     serve.add_argument("--reset-rate", type=float, default=0.0, help="share of connections dropped")
     serve.add_argument("--hang-rate", type=float, default=0.0, help="share of requests never answered")
     serve.add_argument("--rate-limit", metavar="N/min", help="429 resource_exhausted beyond N requests a minute")
+    serve.add_argument("--webhook-url", metavar="URL",
+                       help="POST LiveKit webhooks here, signed like the real server (room_started/finished, "
+                            "participant_joined/left, track_published)")
+    serve.add_argument("--webhook-api-key", metavar="KEY", help="the API key that signs webhooks (default: --api-key)")
     serve.set_defaults(run=run_serve)
 
 
@@ -45,6 +49,8 @@ def build_sandbox(args: argparse.Namespace) -> Sandbox:
             pnm_api_key=args.pnm_api_key,
             pnm_api_secret=pnm_secret,
             state_file=args.state,
+            webhook_url=args.webhook_url,
+            webhook_api_key=args.webhook_api_key,
         )
     )
     sandbox.livekit.options.routed_delay = args.routed_delay

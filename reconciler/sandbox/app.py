@@ -15,23 +15,22 @@ import os
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+from ..asgi import Receive, Scope, Send
+from ..asgi import read_body as _read_body
+from ..asgi import respond as _respond
 from . import protojson, twirp
 from .common import Clock, TwirpError
 from .faults import FaultPlan
 from .jwtauth import MiddlewareAuthError, extract_token, verify
 from .livekit import JoinRefused, LiveKitOptions, LiveKitState
 from .plugnmeet import PlugNmeetState, PnmOptions, sign
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+from .webhooks import WebhookSender
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 DEFAULT_API_KEY = "devkey"
@@ -50,6 +49,9 @@ class SandboxConfig:
     pnm_api_key: str = DEFAULT_PNM_KEY
     pnm_api_secret: str = DEFAULT_PNM_SECRET
     state_file: Path | None = None
+    # Where to POST LiveKit webhooks (None: none are sent), signed with this key (default: the first).
+    webhook_url: str | None = None
+    webhook_api_key: str | None = None
 
 
 class Sandbox:
@@ -63,6 +65,11 @@ class Sandbox:
         self.faults = FaultPlan()
         self.requests: Counter[str] = Counter()
         self.dirty = False
+        key = self.config.webhook_api_key or next(iter(self.config.api_keys))
+        if key not in self.config.api_keys:
+            raise ValueError(f"webhook API key {key!r} is not one of the sandbox's API keys")
+        self.webhooks = WebhookSender(self.config.webhook_url, key, self.config.api_keys[key], self.clock)
+        self.livekit.notify = self.webhooks.emit
         if self.config.state_file is not None and self.config.state_file.exists():
             self.load(self.config.state_file)
 
@@ -133,6 +140,7 @@ class Sandbox:
             elif message["type"] == "lifespan.shutdown":
                 if saver is not None:
                     saver.cancel()
+                await self.webhooks.aclose()
                 if self.dirty:
                     self.save()
                 await send({"type": "lifespan.shutdown.complete"})
@@ -317,6 +325,23 @@ class Sandbox:
                 return 403, {"error": str(exc)}
             self.dirty = True
             return 200, {"track": protojson.encode(track)}
+        if path == "/sandbox/participant" and verb == "POST":
+            identity = str(data["identity"])
+            live = lk.rooms.get(str(data["room"]))
+            if live is None or identity not in live.participants:
+                return 404, {"error": "participant not in room"}
+            return 200, {"participant": protojson.encode(live.participants[identity]),
+                         "permission_changed_at": live.permission_changed.get(identity)}
+        if path == "/sandbox/webhooks":
+            if verb == "PUT":
+                unknown = set(data) - {"url", "drop"}
+                if unknown:
+                    raise ValueError(f"unknown webhook settings: {sorted(unknown)}")
+                if "url" in data:
+                    self.webhooks.url = str(data["url"]) if data["url"] else None
+                if "drop" in data:
+                    self.webhooks.drop = bool(data["drop"])
+            return 200, self.webhooks.describe()
         if path == "/sandbox/clock" and verb == "POST":
             self.clock.advance(float(data.get("advance", 0)))
             lk.expire(force=True)
@@ -379,6 +404,10 @@ TEST_ENDPOINTS = {
     "POST /sandbox/leave": "{room, identity}",
     "POST /sandbox/publish": "{room, identity, type: AUDIO|VIDEO, source: MICROPHONE|CAMERA|..., name, "
     "mime_type, mid, cid (the client SDK's own values, optional)}",
+    "POST /sandbox/participant": "{room, identity} the participant, and when UpdateParticipant last changed its "
+    "permission (permission_changed_at, sandbox clock)",
+    "GET|PUT /sandbox/webhooks": "{url, drop: bool} where webhooks go; drop loses every event (as a real "
+    "server's queue may); GET also counts sent/retried/failed/dropped_*",
     "POST /sandbox/clock": "{advance: seconds} move the fake clock (room expiry)",
     "GET|DELETE /sandbox/requests": "request counts per method / reset them",
     "GET|PUT|DELETE /sandbox/faults": "{methods: {'*'|'RoomService.ListRooms': {latency_ms, jitter_ms, error_rate, "
@@ -388,30 +417,6 @@ TEST_ENDPOINTS = {
     "POST /sandbox/plugnmeet/participants": "{room_id, count} set a plugNmeet room's joined participants",
     "POST /sandbox/reset": "forget every room",
 }
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            break
-    return b"".join(chunks)
-
-
-async def _respond(send: Send, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
-    raw_headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
-    raw_headers.extend((k.encode(), v.encode()) for k, v in (headers or {}).items())
-    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 async def _respond_json(send: Send, status: int, body: Any, headers: dict[str, str] | None = None) -> None:

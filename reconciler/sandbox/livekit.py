@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,7 @@ from google.protobuf import json_format
 from livekit.protocol import agent_dispatch as dispatch_pb
 from livekit.protocol import models as models_pb
 from livekit.protocol import room as room_pb
+from livekit.protocol import webhook as webhook_pb
 
 from .common import Clock, TwirpError, new_id
 
@@ -67,6 +69,8 @@ class LiveRoom:
     internal: dict[str, Any] = field(default_factory=dict)
     ever_joined: bool = False
     last_left: float | None = None
+    # When each participant's permission last changed through UpdateParticipant (the benchmark reads it).
+    permission_changed: dict[str, float] = field(default_factory=dict)
 
     def dependent(self, p: models_pb.ParticipantInfo) -> bool:
         # Agents and egress do not keep a room open (livekit-api.md §5, IsDependent).
@@ -102,6 +106,26 @@ class LiveKitState:
         self.options = options or LiveKitOptions()
         self.rooms: dict[str, LiveRoom] = {}
         self._last_expiry = float("-inf")
+        # Receives every webhook event as it happens, with its resource key (sandbox/webhooks.py).
+        self.notify: Callable[[webhook_pb.WebhookEvent, str], None] | None = None
+
+    def _event(self, kind: str, live: LiveRoom, participant: models_pb.ParticipantInfo | None = None,
+               track: models_pb.TrackInfo | None = None) -> None:
+        if self.notify is None:
+            return
+        event = webhook_pb.WebhookEvent(event=kind)
+        event.room.CopyFrom(live.room)
+        resource = live.room.name
+        if participant is not None:
+            event.participant.CopyFrom(participant)
+            resource = f"{live.room.name}/{participant.identity}"
+        if track is not None:
+            event.track.CopyFrom(track)
+        self.notify(event, resource)
+
+    def _close(self, name: str) -> None:
+        live = self.rooms.pop(name)
+        self._event("room_finished", live)
 
     # ---- time ---------------------------------------------------------------------------------
     def expire(self, force: bool = False) -> None:
@@ -116,9 +140,9 @@ class LiveKitState:
                 continue
             if live.ever_joined and live.last_left is not None:
                 if now - live.last_left >= live.room.departure_timeout:
-                    del self.rooms[name]
+                    self._close(name)
             elif now - live.room.creation_time_ms / 1000 >= live.room.empty_timeout:
-                del self.rooms[name]
+                self._close(name)
 
     # ---- rooms --------------------------------------------------------------------------------
     def _new_room(self, config: room_pb.CreateRoomRequest | room_pb.RoomConfiguration) -> LiveRoom:
@@ -151,6 +175,7 @@ class LiveKitState:
             # Backward compatibility: every room gets one dispatch for the empty agent name.
             self._add_dispatch(live, "", "", "", {}, 0)
         self.rooms[room.name] = live
+        self._event("room_started", live)
         return live
 
     def create_room(self, req: room_pb.CreateRoomRequest) -> models_pb.Room:
@@ -190,7 +215,7 @@ class LiveKitState:
     def delete_room(self, name: str) -> None:
         if name not in self.rooms:
             raise TwirpError.psrpc("not_found", "requested room does not exist")
-        del self.rooms[name]
+        self._close(name)
 
     def update_room_metadata(self, name: str, metadata: str) -> models_pb.Room:
         live = self.rooms.get(name)
@@ -246,6 +271,7 @@ class LiveKitState:
             self._drop_disallowed_tracks(p)
             p.is_publisher = p.permission.can_publish
             p.version += 1
+            live.permission_changed[p.identity] = self.clock.now()
         live.refresh_counts()
         return p
 
@@ -317,10 +343,15 @@ class LiveKitState:
         )
         for key, value in (claims.get("attributes") or {}).items():
             participant.attributes[str(key)] = str(value)
+        replaced = live.participants.get(identity)
+        if replaced is not None:
+            self._event("participant_left", live, replaced)
         live.participants[identity] = participant  # the same identity replaces the old session
+        live.permission_changed.pop(identity, None)
         if not live.dependent(participant):
             live.ever_joined = True
         live.refresh_counts()
+        self._event("participant_joined", live, participant)
         return participant
 
     def leave(self, room: str, identity: str) -> None:
@@ -331,6 +362,7 @@ class LiveKitState:
         if not live.dependent(gone):
             live.last_left = self.clock.now()
         live.refresh_counts()
+        self._event("participant_left", live, gone)
 
     def publish(
         self, room: str, identity: str, track_type: str, source: str, name: str,
@@ -363,6 +395,7 @@ class LiveKitState:
         p.is_publisher = True
         p.version += 2  # join 2 -> 4 after one publish in the recordings
         self.rooms[room].refresh_counts()
+        self._event("track_published", self.rooms[room], p, track)
         return track
 
     # ---- dispatches ---------------------------------------------------------------------------
