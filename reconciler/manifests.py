@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import os
+import re
+import stat
 import sys
 import types
 import typing
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from pydantic import BaseModel, ValidationError
 from pydantic.alias_generators import to_camel, to_snake
@@ -17,7 +20,7 @@ from pydantic.alias_generators import to_camel, to_snake
 from .model import API_VERSION, BareRoomConfiguration, DesiredRoom, RoomManifest
 from .model.plugnmeet import DesiredPnmRoom, PlugNmeetRoomManifest
 from .model.policy import DesiredPolicy, RoomPolicyManifest
-from .yamlsafe import YamlDocument, YamlError, load_documents
+from .yamlsafe import MAX_FILE_BYTES, YamlDocument, YamlError, load_documents
 
 KINDS: dict[str, type[BaseModel]] = {
     "Room": RoomManifest, "PlugNmeetRoom": PlugNmeetRoomManifest, "RoomPolicy": RoomPolicyManifest,
@@ -33,8 +36,20 @@ class Issue:
     message: str
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}:{self.column}"
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        # Line 0: the problem is the file or folder itself (missing, unreadable): no fake position.
+        where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
+        text = f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        return escape_control(text)
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_control(text: str) -> str:
+    """Control characters (newlines above all) as escapes: one error is always one line, and a key
+    or name holding `\nerror: ...` cannot forge another."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}",
+                        text)
 
 
 class ManifestError(Exception):
@@ -45,20 +60,86 @@ class ManifestError(Exception):
         self.issues = list(issues)
 
 
-def _input_files(paths: Iterable[str]) -> list[tuple[str, bytes | None]]:
-    out: list[tuple[str, bytes | None]] = []
+@dataclass(frozen=True)
+class Source:
+    """One input file: its bytes, or the one-line reason it could not be read."""
+
+    file: str
+    raw: bytes | None
+    problem: str = ""
+
+
+def _read_limited(handle: BinaryIO) -> tuple[bytes | None, str]:
+    raw = handle.read(MAX_FILE_BYTES + 1)
+    if len(raw) > MAX_FILE_BYTES:
+        return None, f"file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB (the server's request limit)"
+    return raw, ""
+
+
+def _read_file(path: str) -> Source:
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            return Source(path, None, "not a regular file")
+        if info.st_size > MAX_FILE_BYTES:
+            return Source(path, None, f"file is {info.st_size} bytes; the limit is "
+                                      f"{MAX_FILE_BYTES // (1024 * 1024)} MiB (the server's request limit)")
+        with open(path, "rb") as handle:
+            raw, problem = _read_limited(handle)
+    except OSError as exc:
+        return Source(path, None, f"cannot read: {exc.strerror or exc}")
+    return Source(path, raw, problem)
+
+
+def _folder_files(folder: str, problems: list[Source]) -> list[str]:
+    """Every *.yaml/*.yml below `folder`, sorted; a sub-folder that cannot be listed is a problem,
+    never silently skipped (what was not read must not be pruned). Symlinked folders are followed once."""
+
+    def failed(exc: OSError) -> None:
+        problems.append(Source(str(exc.filename or folder), None, f"cannot read folder: {exc.strerror or exc}"))
+
+    found: list[str] = []
+    seen: set[str] = set()
+    for root, dirs, files in os.walk(folder, onerror=failed, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs.sort()
+        found.extend(os.path.join(root, f) for f in files if f.endswith((".yaml", ".yml")))
+    return sorted(found)
+
+
+def _input_files(paths: Iterable[str]) -> list[Source]:
+    """Every input, each file once (the same file given twice, or inside a given folder, is read once)."""
+    out: list[Source] = []
+    seen: set[tuple[int, int]] = set()
+
+    def add(source: Source) -> None:
+        if source.raw is not None or source.problem:
+            with contextlib.suppress(OSError):
+                info = os.stat(source.file)
+                if (info.st_dev, info.st_ino) in seen:
+                    return
+                seen.add((info.st_dev, info.st_ino))
+        out.append(source)
+
     for raw in paths:
         if raw == "-":
-            out.append(("<stdin>", sys.stdin.buffer.read()))
+            data, problem = _read_limited(sys.stdin.buffer)
+            out.append(Source("<stdin>", data, problem))
             continue
-        path = Path(raw)
-        if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".yaml", ".yml"))
-            out.extend((str(p), p.read_bytes()) for p in files)
-        elif path.is_file():
-            out.append((str(path), path.read_bytes()))
+        if os.path.isdir(raw):
+            problems: list[Source] = []
+            files = _folder_files(raw, problems)
+            out.extend(problems)
+            for file in files:
+                add(_read_file(file))
+        elif os.path.lexists(raw):
+            add(_read_file(raw))
         else:
-            out.append((str(path), None))
+            out.append(Source(raw, None, "no such file or directory"))
     return out
 
 
@@ -141,6 +222,9 @@ def _validation_issues(file: str, doc: YamlDocument, model: type[BaseModel], err
         loc = [p for p in error["loc"] if isinstance(p, str | int)]
         # Drop union-branch and tagged names pydantic appends (e.g. 'str', 'function-after[...]').
         clean = [p for p in loc if not (isinstance(p, str) and ("[" in p or p in ("str", "int", "bool")))]
+        # A check that knows the key inside the field (egress shape, the biggest field of a request).
+        sub = (error.get("ctx") or {}).get("path") or []
+        clean += [p for p in sub if isinstance(p, str | int)]
         path = _resolve(doc, clean, base)
         line, column = doc.position(path)
         issues.append(Issue(file, line, column, _format_path(clean), _message(error, model)))
@@ -150,24 +234,58 @@ def _validation_issues(file: str, doc: YamlDocument, model: type[BaseModel], err
 Manifest = RoomManifest | PlugNmeetRoomManifest | RoomPolicyManifest
 
 
-def _parse_document(file: str, doc: YamlDocument) -> tuple[Manifest | None, list[Issue]]:
+@dataclass(frozen=True)
+class Foreign:
+    """A document of another tool (a Kustomization, a Secret...): skipped, counted, shown at -v."""
+
+    file: str
+    line: int
+    api_version: str
+    kind: str
+
+    def __str__(self) -> str:
+        return escape_control(f"{self.file}:{self.line}: skipped {self.kind or 'a document'} ({self.api_version}): "
+                              "not a roomctl document")
+
+
+API_GROUP = API_VERSION.split("/")[0]
+
+
+def _is_ours(api_version: str) -> bool:
+    """roomctl's group, or close enough to it to be a typo rather than another tool's document."""
+    group = api_version.split("/")[0] if "/" in api_version else ""
+    return group == API_GROUP or bool(difflib.get_close_matches(group, [API_GROUP], n=1, cutoff=0.8))
+
+
+def _parse_document(file: str, doc: YamlDocument) -> tuple[Manifest | Foreign | None, list[Issue]]:
     data = doc.data
     line, column = doc.position(())
     if not isinstance(data, dict):
-        return None, [Issue(file, line, column, "", "a manifest must be a mapping")]
+        return None, [Issue(file, line, column, "", f"a manifest must be a mapping, not {_type_name(data)}")]
     if "apiVersion" not in data and "kind" not in data:
         try:
             return BareRoomConfiguration.model_validate(data).to_manifest(), []
         except ValidationError as err:
             return None, _validation_issues(file, doc, BareRoomConfiguration, err)
     kind = data.get("kind")
-    if data.get("apiVersion") != API_VERSION:
+    api_version = data.get("apiVersion")
+    if api_version is None:
+        return None, [Issue(file, line, column, "apiVersion",
+                            f"required field is missing (roomctl documents use {API_VERSION!r})")]
+    if not isinstance(api_version, str):
+        line, column = doc.position(("apiVersion",))
+        return None, [Issue(file, line, column, "apiVersion", f"must be a string, not {_type_name(api_version)}")]
+    if not _is_ours(api_version):
+        return Foreign(file, doc.line, api_version, str(kind) if kind is not None else ""), []
+    if api_version != API_VERSION:
         line, column = doc.position(("apiVersion",))
         return None, [Issue(file, line, column, "apiVersion",
-                            f"unknown apiVersion {data.get('apiVersion')!r} (expected {API_VERSION!r})")]
+                            f"unknown apiVersion {api_version!r} (expected {API_VERSION!r})")]
     model = KINDS.get(str(kind))
     if model is None:
         line, column = doc.position(("kind",))
+        if kind is None:
+            return None, [Issue(file, line, column, "kind", f"required field is missing (known: {', '.join(KINDS)})")]
         close = difflib.get_close_matches(str(kind), list(KINDS), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(KINDS)})"
         return None, [Issue(file, line, column, "kind", f"unknown kind {kind!r}{hint}")]
@@ -179,9 +297,33 @@ def _parse_document(file: str, doc: YamlDocument) -> tuple[Manifest | None, list
     return manifest, []
 
 
+def _type_name(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "a number",
+            float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+# Where a room's name is written, in the order it is taken (the line a duplicate is reported at).
+_NAME_PATHS: tuple[tuple[str, ...], ...] = (("spec", "name"), ("spec", "roomId"), ("spec", "room_id"), ("name",),
+                                            ("metadata", "name"))
+
+
+def _name_position(doc: YamlDocument) -> tuple[int, int]:
+    for path in _NAME_PATHS:
+        if path in doc.positions:
+            return doc.positions[path]
+    return doc.position(())
+
+
+_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"),
+         (b"\xfe\xff", "UTF-16"))
+
+
 def _decode(file: str, raw: bytes) -> tuple[str | None, Issue | None]:
+    for bom, encoding in _BOMS:
+        if raw.startswith(bom):
+            return None, Issue(file, 1, 1, "", f"file is {encoding} (byte-order mark); save it as UTF-8")
     try:
-        return raw.decode("utf-8"), None
+        return raw.decode("utf-8").removeprefix("\ufeff"), None
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
@@ -190,11 +332,17 @@ def _decode(file: str, raw: bytes) -> tuple[str | None, Issue | None]:
 
 @dataclass(frozen=True)
 class Inputs:
-    """Every declared room, by backend, and the RoomPolicies (which govern LiveKit rooms)."""
+    """Every declared room, by backend, the RoomPolicies (which govern LiveKit rooms), and the
+    foreign documents skipped."""
 
     livekit: list[DesiredRoom]
     plugnmeet: list[DesiredPnmRoom]
     policies: list[DesiredPolicy] = field(default_factory=list)
+    foreign: list[Foreign] = field(default_factory=list)
+
+    @property
+    def skipped(self) -> int:
+        return len(self.foreign)
 
 
 def load_manifests(paths: Iterable[str]) -> list[DesiredRoom]:
@@ -203,23 +351,29 @@ def load_manifests(paths: Iterable[str]) -> list[DesiredRoom]:
 
 
 def load_inputs(paths: Iterable[str]) -> Inputs:
-    """Load and validate every input; raise ManifestError listing every problem found."""
+    """Load and validate every input; raise ManifestError listing every problem found.
+
+    All or nothing: a file or folder that cannot be read, decoded, parsed or validated fails the
+    whole load, so no run ever acts (or prunes) on a partial view of the manifests."""
     issues: list[Issue] = []
-    rooms: list[DesiredRoom] = []
-    pnm_rooms: list[DesiredPnmRoom] = []
-    policies: list[DesiredPolicy] = []
-    inputs = _input_files(paths)
-    for file, raw in inputs:
-        if raw is None:
-            issues.append(Issue(file, 0, 0, "", "no such file or directory"))
+    rooms: list[tuple[DesiredRoom, tuple[int, int]]] = []
+    pnm_rooms: list[tuple[DesiredPnmRoom, tuple[int, int]]] = []
+    policies: list[tuple[DesiredPolicy, tuple[int, int]]] = []
+    foreign: list[Foreign] = []
+    given = list(paths)
+    inputs = _input_files(given)
+    for source in inputs:
+        file = source.file
+        if source.raw is None:
+            issues.append(Issue(file, 0, 0, "", source.problem))
             continue
-        text, decode_issue = _decode(file, raw)
+        text, decode_issue = _decode(file, source.raw)
         if text is None:
             assert decode_issue is not None
             issues.append(decode_issue)
             continue
         try:
-            documents = load_documents(text.removeprefix("\ufeff"))
+            documents = load_documents(text)
         except YamlError as exc:
             issues.append(Issue(file, exc.line, exc.column, "", exc.message))
             continue
@@ -227,22 +381,25 @@ def load_inputs(paths: Iterable[str]) -> Inputs:
             manifest, doc_issues = _parse_document(file, doc)
             issues.extend(doc_issues)
             if isinstance(manifest, RoomManifest):
-                rooms.append(DesiredRoom(manifest, file, doc.line))
+                rooms.append((DesiredRoom(manifest, file, doc.line), _name_position(doc)))
             elif isinstance(manifest, PlugNmeetRoomManifest):
-                pnm_rooms.append(DesiredPnmRoom(manifest, file, doc.line))
+                pnm_rooms.append((DesiredPnmRoom(manifest, file, doc.line), _name_position(doc)))
             elif isinstance(manifest, RoomPolicyManifest):
-                policies.append(DesiredPolicy(manifest, file, doc.line))
+                policies.append((DesiredPolicy(manifest, file, doc.line), doc.position(("metadata", "name"))))
+            elif isinstance(manifest, Foreign):
+                foreign.append(manifest)
     if not inputs:
-        issues.append(Issue("<args>", 0, 0, "", "no manifest files given"))
-    groups: tuple[tuple[Sequence[DesiredRoom | DesiredPnmRoom | DesiredPolicy], str, str], ...] = (
-        (rooms, "spec.name", "room"), (pnm_rooms, "spec.roomId", "room"), (policies, "metadata.name", "RoomPolicy"))
-    for group, path, noun in groups:
+        where = ", ".join(given) if given else "the command line"
+        issues.append(Issue(where, 0, 0, "", "no manifest files given (no *.yaml or *.yml found)"))
+    groups: tuple[tuple[Sequence[tuple[DesiredRoom | DesiredPnmRoom | DesiredPolicy, tuple[int, int]]], str], ...] = (
+        (rooms, "room"), (pnm_rooms, "room"), (policies, "RoomPolicy"))
+    for group, noun in groups:
         seen: dict[str, DesiredRoom | DesiredPnmRoom | DesiredPolicy] = {}
-        for room in group:
-            first = seen.setdefault(room.name, room)
-            if first is not room:
-                issues.append(Issue(room.file, room.line, 1, path,
-                                    f"{noun} {room.name!r} is already declared at {first.source}"))
+        for item, (line, column) in group:
+            first = seen.setdefault(item.name, item)
+            if first is not item:
+                issues.append(Issue(item.file, line, column, "",
+                                    f"{noun} {item.name!r} is already declared at {first.source}"))
     if issues:
         raise ManifestError(issues)
-    return Inputs(rooms, pnm_rooms, policies)
+    return Inputs([r for r, _ in rooms], [r for r, _ in pnm_rooms], [p for p, _ in policies], foreign)

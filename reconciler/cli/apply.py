@@ -13,7 +13,14 @@ from ..execute import ActionResult, Results, execute
 from ..manifests import ManifestError, load_inputs
 from ..plan import PlanRefused
 from ..render import Progress, render_text, result_line, results_json
-from .common import UsageError, add_server_options, open_backends, report_manifest_error, wants_plugnmeet
+from .common import (
+    UsageError,
+    add_server_options,
+    note_skipped,
+    open_backends,
+    report_manifest_error,
+    wants_plugnmeet,
+)
 from .planning import add_plan_options, plan_options
 
 
@@ -29,6 +36,7 @@ async def _apply(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
     inputs = load_inputs(args.paths)
+    skipped = note_skipped(inputs, args)
     options = plan_options(args)
     text = args.output == "text" and not args.quiet
     async with open_backends(args, concurrency=args.concurrency,
@@ -67,6 +75,8 @@ async def _apply(args: argparse.Namespace) -> int:
                 print(result_line(result))
         done = len(results.results) - len(results.failed)
         print(f"\nApply complete: {done} action(s) succeeded, {len(results.failed)} failed.")
+        if skipped:
+            print(skipped)
     return 0 if results.ok else 1
 
 

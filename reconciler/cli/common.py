@@ -15,6 +15,7 @@ from ..backends.livekit import LiveKitBackend
 from ..backends.plugnmeet import PlugNmeetBackend
 from ..engine import Backends
 from ..manifests import Inputs, ManifestError
+from ..model import API_VERSION
 from ..sandbox import (
     DEFAULT_API_KEY,
     DEFAULT_API_SECRET,
@@ -54,6 +55,16 @@ def setup_logging(args: argparse.Namespace) -> None:
     # httpx logs every request at INFO with the URL only; that is the "request log" of -v.
     logging.getLogger("httpx").setLevel(logging.INFO if args.verbose >= 1 else logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+def note_skipped(inputs: Inputs, args: argparse.Namespace) -> str:
+    """Foreign documents (a Kustomization, a Secret...): one stderr line each at -v; the summary text."""
+    if args.verbose:
+        for doc in inputs.foreign:
+            print(f"roomctl: {doc}", file=sys.stderr)
+    if not inputs.foreign:
+        return ""
+    return f"{inputs.skipped} document(s) of other tools skipped (not apiVersion {API_VERSION}; -v lists them)."
 
 
 def report_manifest_error(exc: ManifestError) -> int:

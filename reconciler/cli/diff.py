@@ -13,7 +13,14 @@ from ..engine import make_combined_plan
 from ..manifests import ManifestError, load_inputs
 from ..plan import PlanRefused
 from ..render import plan_json, render_text
-from .common import UsageError, add_server_options, open_backends, report_manifest_error, wants_plugnmeet
+from .common import (
+    UsageError,
+    add_server_options,
+    note_skipped,
+    open_backends,
+    report_manifest_error,
+    wants_plugnmeet,
+)
 from .planning import add_plan_options, plan_options
 
 
@@ -27,6 +34,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
 
 async def _diff(args: argparse.Namespace) -> int:
     inputs = load_inputs(args.paths)
+    skipped = note_skipped(inputs, args)
     options = plan_options(args)
     async with open_backends(args, plugnmeet=wants_plugnmeet(inputs, options.prune)) as backends:
         plan = (await make_combined_plan(backends, inputs, options)).merged
@@ -34,6 +42,8 @@ async def _diff(args: argparse.Namespace) -> int:
         print(json.dumps(plan_json(plan), indent=2, sort_keys=False))
     elif not args.quiet:
         render_text(plan, sys.stdout, verbose=args.verbose, colour=not args.no_color)
+        if skipped:
+            print(skipped)
     if plan.has_changes or (args.fail_on_drift and plan.drifts):
         return 2
     return 0

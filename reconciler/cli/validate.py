@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..manifests import ManifestError, load_inputs
-from .common import report_manifest_error
+from .common import note_skipped, report_manifest_error
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
@@ -19,7 +19,8 @@ def run(args: argparse.Namespace) -> int:
         inputs = load_inputs(args.paths)
     except ManifestError as exc:
         return report_manifest_error(exc)
+    skipped = note_skipped(inputs, args)
     if not args.quiet:
         extra = f" and {len(inputs.plugnmeet)} plugNmeet room(s)" if inputs.plugnmeet else ""
-        print(f"{len(inputs.livekit)} room(s){extra} valid.")
+        print(f"{len(inputs.livekit)} room(s){extra} valid." + (f" {skipped}" if skipped else ""))
     return 0

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
 API_VERSION = "roomctl.dev/v1alpha1"
 MAX_NAME_BYTES = 256
 MAX_METADATA_BYTES = 512 * 1024
 MAX_ATTRIBUTES_BYTES = 64 * 1024
+# livekit-server's limit.max_api_request_body_size: a bigger CreateRoom is refused with 413.
+MAX_REQUEST_BYTES = 10 * 1024 * 1024
 UINT32_MAX = 4_294_967_295
 # Bounds that keep the CRD's CEL rules (unique agent names) within the API server's cost budget.
 MAX_AGENTS = 64
@@ -59,6 +62,17 @@ def check_bytes(value: str | None, limit: int, what: str) -> str | None:
     return value
 
 
+def check_name(value: str | None, what: str) -> str | None:
+    """A room name: at most 256 bytes (the server's limit) and no control characters (a name is
+    printed in plans and logs, where a newline would forge lines)."""
+    if isinstance(value, str):
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError(f"{what} must not contain control characters (newlines, tabs...)")
+        if len(value.encode()) > MAX_NAME_BYTES:
+            raise ValueError(f"{what} is {len(value.encode())} bytes; the server's limit is {MAX_NAME_BYTES}")
+    return value
+
+
 def _metadata_value(value: Any) -> Any:
     return check_bytes(_metadata_text(value), MAX_METADATA_BYTES, "metadata")
 
@@ -69,6 +83,20 @@ JsonText = Annotated[str, BeforeValidator(_metadata_value), WithJsonSchema({
     "anyOf": [{"type": "string"}, {"type": "object"}],
     "description": "A string; a mapping is stored as canonical JSON (sorted keys, compact).",
 })]
+
+
+def request_size_error(fields: dict[str, Any]) -> None:
+    """Refuse a room whose CreateRoom body (sent as compact JSON, as the backend does) would be over
+    the server's body limit; the error points at the biggest field."""
+    sizes = {k: len(json.dumps(v, separators=(",", ":")).encode()) for k, v in fields.items() if v}
+    total = sum(sizes.values()) + 16 * len(sizes)
+    if total > MAX_REQUEST_BYTES:
+        biggest = max(sizes, key=lambda k: sizes[k])
+        raise PydanticCustomError("request_too_large", "{detail}", {
+            "detail": f"the room's CreateRoom request would be about {total} bytes ({biggest}: {sizes[biggest]}); "
+                      f"the server refuses bodies over {MAX_REQUEST_BYTES} bytes (413)",
+            "path": [biggest],
+        })
 
 
 def check_attributes(value: dict[str, str | None] | None) -> dict[str, str | None] | None:
@@ -84,6 +112,13 @@ class ObjectMeta(Strict):
     namespace: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        # metadata.name is the room name (or plugNmeet room id) whenever the spec does not set one.
+        check_name(value, "name (the room name unless the spec sets one)")
+        return value
 
 
 

@@ -23,7 +23,10 @@ from .base import (
     UInt32,
     check_attributes,
     check_bytes,
+    check_name,
+    request_size_error,
 )
+from .proto import check_room_egress
 
 TrackSourceName = Literal["CAMERA", "MICROPHONE", "SCREEN_SHARE", "SCREEN_SHARE_AUDIO"]
 ParticipantKindName = Literal["STANDARD", "INGRESS", "EGRESS", "SIP", "AGENT", "CONNECTOR", "BRIDGE"]
@@ -92,6 +95,12 @@ class AgentDispatchSpec(Strict):
             raise ValueError("deployment must be at most 64 bytes with no '_', spaces or control characters")
         return value
 
+    @field_validator("attributes")
+    @classmethod
+    def _attributes(cls, value: dict[str, str]) -> dict[str, str]:
+        check_attributes(dict(value))
+        return value
+
     def key(self) -> tuple[str, str, str, tuple[tuple[str, str], ...]]:
         """What makes two dispatches the same (DESIGN §3 "Agents")."""
         return (self.agent_name, self.metadata, self.deployment, tuple(sorted(self.attributes.items())))
@@ -134,7 +143,12 @@ class RoomConfigurationFields(Strict):
     def _name(cls, value: str | None) -> str | None:
         if value is not None and not value:
             raise ValueError("room name must not be empty")
-        return check_bytes(value, MAX_NAME_BYTES, "room name")
+        return check_name(value, "room name")
+
+    @field_validator("egress")
+    @classmethod
+    def _egress(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return check_room_egress(value)
 
     @field_validator("agents")
     @classmethod
@@ -153,6 +167,8 @@ class RoomConfigurationFields(Strict):
             raise ValueError(
                 f"minPlayoutDelay ({self.min_playout_delay}) is greater than maxPlayoutDelay ({self.max_playout_delay})"
             )
+        request_size_error({"name": self.name, "metadata": self.metadata, "tags": self.tags, "egress": self.egress,
+                            "agents": [a.model_dump() for a in self.agents or []]})
         return self
 
 
