@@ -1,5 +1,6 @@
 """`roomctl token ROOM IDENTITY -f PATH`: a join token carrying the first matching rule's
-permission and the room's RoomConfiguration, so a join that creates the room creates it as declared."""
+permission (the Room's rules, then matching RoomPolicies', as the plan decides) and the room's
+RoomConfiguration, so a join that creates the room creates it as declared."""
 
 from __future__ import annotations
 
@@ -7,14 +8,13 @@ import argparse
 import asyncio
 import re
 import sys
-from fnmatch import fnmatchcase
 from typing import Any
 
 from ..auth import TokenSource
 from ..backends.errors import BackendError
 from ..manifests import ManifestError, load_inputs
 from ..model import ParticipantRule
-from ..plan import room_configuration
+from ..plan.policy import plan_join
 from .common import UsageError, add_server_options, open_backends, report_manifest_error, server_settings
 
 # ParticipantPermission field -> VideoGrant claim (livekit-api.md §2.1).
@@ -77,16 +77,18 @@ def run(args: argparse.Namespace) -> int:
     if pnm_room is not None:
         return _plugnmeet_token(args, pnm_room.name)
     desired = next((r for r in rooms if r.name == args.room), None)
-    if desired is None:
-        print(f"error: room {args.room!r} is not declared in {', '.join(args.paths)}", file=sys.stderr)
-        return 1
     kind = args.kind.upper()
-    rule = next((r for r in desired.spec.participants
-                 if kind in r.kinds and fnmatchcase(args.identity, r.identity)), None)
-    if rule is not None and rule.remove:
-        print(f"error: identity {args.identity!r} matches a rule with remove: true", file=sys.stderr)
+    join = plan_join(desired, inputs.policies, args.room, args.identity, kind)
+    if join is None:
+        print(f"error: room {args.room!r} is not declared in {', '.join(args.paths)} and no RoomPolicy "
+              "there matches it", file=sys.stderr)
         return 1
-    extra: dict[str, Any] = {"roomConfig": room_configuration(desired.name, desired.spec)}
+    rule = join.rule.rule if join.rule is not None else None
+    if join.rule is not None and join.rule.rule.remove:
+        print(f"error: identity {args.identity!r} matches a rule with remove: true ({join.rule.source})",
+              file=sys.stderr)
+        return 1
+    extra: dict[str, Any] = {"roomConfig": join.room_config}
     if kind != "STANDARD":
         extra["kind"] = kind.lower()
     if rule is not None:
@@ -100,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     if settings.url is None and not args.quiet:
         print("roomctl: no LIVEKIT_URL set; token signed with the embedded sandbox's dev key", file=sys.stderr)
     token = TokenSource(settings.api_key, settings.api_secret).join_token(
-        args.identity, video_grant(desired.name, rule), ttl, extra
+        args.identity, video_grant(args.room, rule), ttl, extra
     )
     print(token)
     return 0

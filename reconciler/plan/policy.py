@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..model.policy import DesiredPolicy
 from ..model.room import DesiredRoom
@@ -24,9 +25,12 @@ from .room import (
     SourcedAgent,
     SourcedMetadata,
     SourcedRule,
+    create_request,
+    first_rule_for,
     needs_dispatches,
     needs_participants,
     plan_room,
+    rule_chain,
 )
 
 # ---- which policies govern a room ---------------------------------------------------------------
@@ -138,6 +142,24 @@ def plan_live_room(desired: DesiredRoom | None, policies: Sequence[DesiredPolicy
     if desired is None and not gov.policies:
         return None
     return plan_room(desired, observed, gov)
+
+
+@dataclass(frozen=True)
+class Join:
+    """What a join token for one identity should carry, decided like the plan decides the live room."""
+
+    rule: SourcedRule | None  # the first matching rule (Room rules, then policies), if any
+    room_config: dict[str, Any]  # RoomConfiguration for a join that creates the room
+
+
+def plan_join(desired: DesiredRoom | None, policies: Sequence[DesiredPolicy], room: str, identity: str,
+              kind: str = "STANDARD") -> Join | None:
+    """The rule and room configuration for a participant about to join `room` (`roomctl token`).
+    None when no Room declares the room and no RoomPolicy matches it."""
+    gov = governance(policies, room) if policies else Governance()
+    if desired is None and not gov.policies:
+        return None
+    return Join(first_rule_for(rule_chain(desired, gov), identity, kind), create_request(room, desired, gov))
 
 
 def plan(desired: Sequence[DesiredRoom], observed: ObservedState, options: PlanOptions | None = None,

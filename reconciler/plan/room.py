@@ -131,12 +131,24 @@ IMMUTABLE = (("empty_timeout", "emptyTimeout"), ("departure_timeout", "departure
              ("max_participants", "maxParticipants"))
 
 
-def first_rule(rules: Sequence[SourcedRule], p: ObservedParticipant) -> SourcedRule | None:
+def rule_chain(desired: DesiredRoom | None, governance: Governance) -> list[SourcedRule]:
+    """Every participant rule for one room, in the order they are tried: the Room's own, then the
+    matching policies'. Empty when the Room ignores participants (policies do not override it)."""
+    if desired is not None and "participants" in desired.spec.policy.ignore:
+        return []
+    return (room_rules(desired) if desired is not None else []) + list(governance.rules)
+
+
+def first_rule_for(rules: Sequence[SourcedRule], identity: str, kind: str) -> SourcedRule | None:
     """First match wins: the rule whose kinds include the participant's and whose glob matches."""
     for entry in rules:
-        if p.kind in entry.rule.kinds and fnmatchcase(p.identity, entry.rule.identity):
+        if kind in entry.rule.kinds and fnmatchcase(identity, entry.rule.identity):
             return entry
     return None
+
+
+def first_rule(rules: Sequence[SourcedRule], p: ObservedParticipant) -> SourcedRule | None:
+    return first_rule_for(rules, p.identity, p.kind)
 
 
 def _normal(field_name: str, value: Any) -> Any:
@@ -266,11 +278,13 @@ def _metadata(name: str, observed: ObservedRoom, desired: DesiredRoom | None,
     return action, []
 
 
-def _create_request(desired: DesiredRoom, governance: Governance) -> dict[str, Any]:
-    """The Room's configuration, plus what matching policies enforce anyway (their agents, their
-    metadata when the Room has none), so a room roomctl creates needs no second pass."""
-    request = room_configuration(desired.name, desired.spec)
-    ignore = desired.spec.policy.ignore
+def create_request(name: str, desired: DesiredRoom | None, governance: Governance) -> dict[str, Any]:
+    """The room as created (CreateRoom, or a join token's roomConfig): the Room's configuration plus
+    what matching policies enforce anyway (their agents, their metadata when the Room has none), so
+    a room born this way needs no second pass."""
+    spec = desired.spec if desired is not None else EMPTY_SPEC
+    request = room_configuration(name, spec)
+    ignore = spec.policy.ignore
     if "agents" not in ignore:
         agents = [a.agent for a in room_agents(desired, governance) if not a.observe_only]
         if agents:
@@ -293,17 +307,17 @@ def plan_room(desired: DesiredRoom | None, observed: ObservedRoom | None,
         name, spec, source, label = desired.name, desired.spec, desired.source, room_label(desired)
     policy = spec.policy
     drop_implicit = False
-    create_request: dict[str, Any] = {}
+    creation: dict[str, Any] = {}
     if desired is not None:
-        create_request = _create_request(desired, governance)
-        drop_implicit = policy.agents == "Exact" and not create_request.get("agents")
+        creation = create_request(name, desired, governance)
+        drop_implicit = policy.agents == "Exact" and not creation.get("agents")
     if observed is None:
         assert desired is not None
         if policy.lifecycle == "OnDemand":
             return RoomPlan(name, source, "absent", policies=governance.policies)
         action = Action(ActionKind.CREATE_ROOM, name,
-                        tuple(FieldChange(to_camel(k), None, v) for k, v in create_request.items() if k != "name"),
-                        create_request, drop_implicit_dispatch=drop_implicit, source=label)
+                        tuple(FieldChange(to_camel(k), None, v) for k, v in creation.items() if k != "name"),
+                        creation, drop_implicit_dispatch=drop_implicit, source=label)
         if policy.observe_only:
             return RoomPlan(name, source, "drift", drifts=tuple(_observe_only(name, [action])),
                             policies=governance.policies)
@@ -324,9 +338,7 @@ def plan_room(desired: DesiredRoom | None, observed: ObservedRoom | None,
             immutable_changes.append(FieldChange(label_, have, wanted))
     metadata_action, metadata_drifts = _metadata(name, observed, desired, governance)
     drifts.extend(metadata_drifts)
-    rules = (room_rules(desired) if desired is not None else []) + list(governance.rules)
-    if "participants" in policy.ignore:
-        rules = []
+    rules = rule_chain(desired, governance)
 
     recreate = False
     if immutable_changes:
@@ -348,7 +360,7 @@ def plan_room(desired: DesiredRoom | None, observed: ObservedRoom | None,
 
     if recreate:
         changes = tuple(immutable_changes) + (metadata_action.changes if metadata_action else ())
-        actions.append(Action(ActionKind.RECREATE_ROOM, name, changes, create_request, old_sid=observed.sid,
+        actions.append(Action(ActionKind.RECREATE_ROOM, name, changes, creation, old_sid=observed.sid,
                               drop_implicit_dispatch=drop_implicit, disconnects=observed.num_participants,
                               source=label))
     else:

@@ -64,6 +64,8 @@ class Sandbox:
         self.plugnmeet = PlugNmeetState(self.clock, PnmOptions())
         self.faults = FaultPlan()
         self.requests: Counter[str] = Counter()
+        # Per room: which methods named it (the request's `room`, or CreateRoom's `name`).
+        self.room_requests: dict[str, Counter[str]] = {}
         self.dirty = False
         key = self.config.webhook_api_key or next(iter(self.config.api_keys))
         if key not in self.config.api_keys:
@@ -195,6 +197,7 @@ class Sandbox:
         try:
             call = twirp.route(verb, path, headers.get("content-type"))
             request = twirp.decode_request(call, body)
+            self._count_room(method_key, request)
             timeout_header = headers.get("x-twirp-timeout-ms")
             timeout_ms = int(timeout_header) if timeout_header and timeout_header.isdigit() else None
             response = await twirp.invoke(self.livekit, call, claims, request, timeout_ms)
@@ -288,6 +291,11 @@ class Sandbox:
             status, result = 400, {"error": str(exc)}
         await _respond_json(send, status, result)
 
+    def _count_room(self, method_key: str, request: Any) -> None:
+        room = getattr(request, "room", "") or (getattr(request, "name", "") if method_key.endswith("CreateRoom") else "")
+        if isinstance(room, str) and room:
+            self.room_requests.setdefault(room, Counter())[method_key] += 1
+
     def _test_call(self, verb: str, path: str, data: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         lk = self.livekit
         lk.expire(force=True)
@@ -350,7 +358,9 @@ class Sandbox:
         if path == "/sandbox/requests":
             if verb == "DELETE":
                 self.requests.clear()
-            return 200, {"counts": dict(self.requests), "total": sum(self.requests.values())}
+                self.room_requests.clear()
+            return 200, {"counts": dict(self.requests), "total": sum(self.requests.values()),
+                         "by_room": {room: dict(c) for room, c in sorted(self.room_requests.items())}}
         if path == "/sandbox/faults":
             if verb == "PUT":
                 self.faults.configure(data)
@@ -372,6 +382,7 @@ class Sandbox:
             self.plugnmeet.rooms.clear()
             self.plugnmeet.past.clear()
             self.requests.clear()
+            self.room_requests.clear()
             self.faults.configure({})
             self.dirty = True
             return 200, {}
@@ -409,7 +420,7 @@ TEST_ENDPOINTS = {
     "GET|PUT /sandbox/webhooks": "{url, drop: bool} where webhooks go; drop loses every event (as a real "
     "server's queue may); GET also counts sent/retried/failed/dropped_*",
     "POST /sandbox/clock": "{advance: seconds} move the fake clock (room expiry)",
-    "GET|DELETE /sandbox/requests": "request counts per method / reset them",
+    "GET|DELETE /sandbox/requests": "request counts per method (and per room: by_room) / reset them",
     "GET|PUT|DELETE /sandbox/faults": "{methods: {'*'|'RoomService.ListRooms': {latency_ms, jitter_ms, error_rate, "
     "throttle_rate, retry_after, reset_rate, hang_rate, hang_seconds}}, rate_limit_per_min, seed}",
     "GET|PUT /sandbox/options": "{routed_delay, enable_remote_unmute, auto_create, pnm_ignore_false_defaults, "

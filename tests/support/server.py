@@ -41,6 +41,11 @@ class SandboxServer:
         counts: dict[str, int] = self.test_api("GET", "requests")["counts"]
         return counts
 
+    def counts_by_room(self) -> dict[str, dict[str, int]]:
+        """Per room name, how many requests of each method named it."""
+        by_room: dict[str, dict[str, int]] = self.test_api("GET", "requests")["by_room"]
+        return by_room
+
 
 @contextmanager
 def run_sandbox(*extra: str) -> Iterator[SandboxServer]:
