@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .backends.errors import BackendError, NotFound
+from .backends.limiter import DEFAULT_CONCURRENCY
 from .backends.livekit import LiveKitBackend
 from .backends.plugnmeet import PlugNmeetBackend
 from .plan import Action, ActionKind, Plan
@@ -104,7 +105,7 @@ async def execute(
     plan: Plan,
     backend: LiveKitBackend | PlugNmeetBackend,
     *,
-    concurrency: int = 16,
+    concurrency: int = DEFAULT_CONCURRENCY,
     on_result: Callable[[ActionResult], None] | None = None,
 ) -> Results:
     """Phases run in order (DESIGN §3); actions within a phase run concurrently. A failure never

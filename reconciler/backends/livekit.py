@@ -14,6 +14,7 @@ from ..model import DesiredPolicy, DesiredRoom
 from ..observed import ObservedDispatch, ObservedParticipant, ObservedRoom, ObservedState
 from ..plan import what_to_observe
 from .errors import NotFound
+from .limiter import DEFAULT_CONCURRENCY
 from .twirp import CallObserver, RetryPolicy, TwirpClient
 
 T = TypeVar("T")
@@ -30,14 +31,14 @@ class LiveKitBackend:
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 10.0,
         retry: RetryPolicy | None = None,
-        concurrency: int = 16,
+        concurrency: int = DEFAULT_CONCURRENCY,
         on_call: CallObserver | None = None,
     ) -> None:
         self.url = url
         self.concurrency = concurrency
         self.tokens = TokenSource(api_key, api_secret)
         self.twirp = TwirpClient(url, self.tokens, transport=transport, timeout=timeout, retry=retry,
-                                 max_connections=max(concurrency, 4), on_call=on_call)
+                                 max_connections=concurrency, on_call=on_call)
 
     def __repr__(self) -> str:
         return f"LiveKitBackend(url={self.url!r})"

@@ -61,9 +61,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, *, verify: ssl.SSLContext | bool = True, max_connections: int = 32,
                  proxy: str | None = None) -> None:
-        if verify is True:
-            verify = ssl.create_default_context()
-        self.ssl: ssl.SSLContext | bool = verify
+        self.ssl: ssl.SSLContext | bool = verify  # True: aiohttp's own verifying context, built once at import
         self.max_connections = max_connections
         self.proxy = proxy
         self.session: aiohttp.ClientSession | None = None

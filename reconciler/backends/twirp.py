@@ -25,6 +25,7 @@ from .errors import (
     TransportFailure,
     Unavailable,
 )
+from .limiter import AdaptiveLimiter, LimitedTransport
 from .transport import http_transport
 
 log = logging.getLogger("roomctl.twirp")
@@ -104,8 +105,12 @@ class TwirpClient:
         self.retry = retry or RetryPolicy()
         self.rng = random.Random()
         self.calls: dict[str, int] = {}
+        # Requests in flight adapt up to max_connections (backends/limiter.py). TLS settings go to
+        # http_transport(verify=...): httpx ignores AsyncClient(verify=) when given a transport.
+        self.limiter = AdaptiveLimiter(max_connections)
         self.client = httpx.AsyncClient(
-            transport=transport or http_transport(self.base_url, max_connections=max_connections),
+            transport=LimitedTransport(transport or http_transport(self.base_url, max_connections=max_connections),
+                                       self.limiter),
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )

@@ -8,6 +8,7 @@ import json
 import sys
 
 from ..backends.errors import BackendError
+from ..backends.limiter import DEFAULT_CONCURRENCY
 from ..engine import make_combined_plan
 from ..execute import ActionResult, Results, execute
 from ..manifests import ManifestError, load_inputs
@@ -27,7 +28,9 @@ from .planning import add_plan_options, plan_options
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     parser = sub.add_parser("apply", help="make the server match the manifests", parents=[common])
     add_plan_options(parser)
-    parser.add_argument("--concurrency", type=int, default=16, help="actions in flight at once (default 16)")
+    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
+                        help="the most requests in flight at once; fewer while the server's latency rises or it "
+                             f"refuses (default {DEFAULT_CONCURRENCY})")
     add_server_options(parser)
     parser.set_defaults(run=run)
 

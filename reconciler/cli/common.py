@@ -11,21 +11,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..backends.limiter import DEFAULT_CONCURRENCY
 from ..backends.livekit import LiveKitBackend
 from ..backends.plugnmeet import PlugNmeetBackend
 from ..engine import Backends
 from ..manifests import Inputs, ManifestError
 from ..model import API_VERSION
-from ..sandbox import (
-    DEFAULT_API_KEY,
-    DEFAULT_API_SECRET,
-    DEFAULT_PNM_KEY,
-    DEFAULT_PNM_SECRET,
-    EMBEDDED_URL,
-    EmbeddedTransport,
-    Sandbox,
-    SandboxConfig,
-)
+from ..sandbox.defaults import DEFAULT_API_KEY, DEFAULT_API_SECRET, DEFAULT_PNM_KEY, DEFAULT_PNM_SECRET, EMBEDDED_URL
 
 EMBEDDED_STATE = Path(".roomctl") / "sandbox.json"
 
@@ -120,7 +112,7 @@ def pnm_settings() -> ServerSettings | None:
 
 
 @asynccontextmanager
-async def open_backends(args: argparse.Namespace, concurrency: int = 16,
+async def open_backends(args: argparse.Namespace, concurrency: int = DEFAULT_CONCURRENCY,
                         plugnmeet: bool = False) -> AsyncIterator[Backends]:
     """LiveKit (and plugNmeet when asked), each real when configured, else the embedded sandbox
     (one shared instance, saved once). A real LiveKit with an unconfigured plugNmeet is an error:
@@ -132,6 +124,8 @@ async def open_backends(args: argparse.Namespace, concurrency: int = 16,
                          "PLUGNMEET_API_KEY and PLUGNMEET_API_SECRET")
     sandbox = None
     if settings.url is None or (plugnmeet and pnm is None):
+        from ..sandbox import EmbeddedTransport, Sandbox, SandboxConfig  # only when used: ~0.1 s of imports
+
         # The embedded sandbox sends webhooks too, when asked (env: there are no sandbox flags here).
         sandbox = Sandbox(SandboxConfig(state_file=EMBEDDED_STATE,
                                         webhook_url=os.environ.get("ROOMCTL_SANDBOX_WEBHOOK_URL") or None))
@@ -167,6 +161,6 @@ async def open_backends(args: argparse.Namespace, concurrency: int = 16,
 
 
 @asynccontextmanager
-async def open_backend(args: argparse.Namespace, concurrency: int = 16) -> AsyncIterator[LiveKitBackend]:
+async def open_backend(args: argparse.Namespace, concurrency: int = DEFAULT_CONCURRENCY) -> AsyncIterator[LiveKitBackend]:
     async with open_backends(args, concurrency) as backends:
         yield backends.livekit

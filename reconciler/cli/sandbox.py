@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..sandbox import DEFAULT_API_KEY, DEFAULT_API_SECRET, DEFAULT_PNM_KEY, DEFAULT_PNM_SECRET, Sandbox, SandboxConfig
+from ..sandbox.defaults import DEFAULT_API_KEY, DEFAULT_API_SECRET, DEFAULT_PNM_KEY, DEFAULT_PNM_SECRET
 from ..sandbox.faults import Fault, parse_latency, parse_rate_limit
+
+if TYPE_CHECKING:
+    from ..sandbox import Sandbox
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
@@ -40,6 +44,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
 
 def build_sandbox(args: argparse.Namespace) -> Sandbox:
     import os
+
+    from ..sandbox import Sandbox, SandboxConfig
 
     secret = args.api_secret or os.environ.get("ROOMCTL_SANDBOX_API_SECRET") or DEFAULT_API_SECRET
     pnm_secret = args.pnm_api_secret or os.environ.get("ROOMCTL_SANDBOX_PNM_API_SECRET") or DEFAULT_PNM_SECRET

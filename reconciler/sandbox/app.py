@@ -26,6 +26,7 @@ from ..asgi import read_body as _read_body
 from ..asgi import respond as _respond
 from . import protojson, twirp
 from .common import Clock, TwirpError
+from .defaults import DEFAULT_API_KEY, DEFAULT_API_SECRET, DEFAULT_PNM_KEY, DEFAULT_PNM_SECRET
 from .faults import FaultPlan
 from .jwtauth import MiddlewareAuthError, extract_token, verify
 from .livekit import JoinRefused, LiveKitOptions, LiveKitState
@@ -33,10 +34,6 @@ from .plugnmeet import PlugNmeetState, PnmOptions, sign
 from .webhooks import WebhookSender
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
-DEFAULT_API_KEY = "devkey"
-DEFAULT_API_SECRET = "secret"
-DEFAULT_PNM_KEY = "plugnmeet"
-DEFAULT_PNM_SECRET = "secret"
 
 
 class ConnectionDropped(Exception):

@@ -6,8 +6,6 @@ import httpx
 
 from .app import ConnectionDropped, Sandbox
 
-EMBEDDED_URL = "http://sandbox.embedded"
-
 
 class EmbeddedTransport(httpx.AsyncBaseTransport):
     """httpx's ASGI transport, with a dropped connection surfacing as the transport error a

@@ -1,0 +1,234 @@
+"""Adaptive concurrency for one server: how many requests may be in flight, and how fast they may start.
+
+A fixed number in flight either wastes a fast server (16 at 20 ms is 800 requests/s at most) or
+overloads a slow or rate-limited one. The limiter adapts, TCP-style, within the ceiling a user sets
+(`--concurrency`):
+
+- it grows while the latency holds (a window's median latency within `tolerance` of the baseline,
+  the lowest seen) and nothing is refused: doubling per window at first, then by an eighth, and
+  only when the current limit was actually used (a window is about `limit` answers: one round trip);
+- it shrinks when latency rises (queueing: at the server, on the network, or in our own event loop
+  when the CPU is the limit), in proportion to the rise;
+- a refusal (429, 503) halves it, at most once per window, and a Retry-After pauses every request
+  to that server until then;
+- a 429 also tells it a rate limit exists: from what the server accepted before refusing and how long
+  it asked us to wait, it estimates the rate (accepted / (elapsed + wait)) and from then on paces
+  request starts at that rate, probing 2 % higher each window without a refusal — pacing rather than
+  bursting into the limit and waiting it out again.
+
+It sits in the transport (`LimitedTransport`), below the Twirp client's retry loop: every attempt,
+first or retry, waits its turn; the retry loop still decides what is retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+log = logging.getLogger("roomctl.limiter")
+
+# The ceiling on requests in flight (`apply --concurrency`); the limiter adapts below it.
+DEFAULT_CONCURRENCY = 64
+REFUSED = frozenset({429, 503})
+RATE_HORIZON = 60.0  # seconds of accepted requests a rate estimate looks back over ("per minute")
+SLACK = 0.002  # seconds of latency noise tolerated on top of the baseline (loopback, timer jitter)
+
+
+@dataclass
+class LimiterStats:
+    """What a run did, for -v logs and the benchmarks."""
+
+    peak_limit: int = 0
+    peak_in_flight: int = 0
+    refused: int = 0
+    paused_seconds: float = 0.0
+    paced_rate: float | None = None  # requests/s once a rate limit was seen
+
+
+class AdaptiveLimiter:
+    """See the module docstring. Not thread-safe: one event loop."""
+
+    def __init__(self, ceiling: int, *, initial: int = 16, minimum: int = 1, tolerance: float = 1.5,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.ceiling = max(1, ceiling)
+        self.minimum = max(1, min(minimum, self.ceiling))
+        self.tolerance = tolerance
+        self.clock = clock
+        self.limit = float(max(self.minimum, min(initial, self.ceiling)))
+        self.in_flight = 0
+        self.baseline: float | None = None
+        self.slow_start = True
+        self.stats = LimiterStats(peak_limit=int(self.limit))
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._window: list[float] = []
+        self._window_used = False  # the limit was reached during this window
+        self._last_cut = -1e18
+        self._paused_until = 0.0
+        self._rate: float | None = None  # requests/s, once a rate limit was seen
+        self._next_start = 0.0
+        self._probe_at = 0.0
+        self._accepted: deque[float] = deque()  # when the server accepted requests, last RATE_HORIZON s
+
+    # ---- admission ----------------------------------------------------------------------------
+    async def acquire(self) -> float:
+        """Wait for a slot (then for any pause, and our turn when pacing); returns the start time
+        to pass to `release`."""
+        if self.in_flight >= int(self.limit) or self._waiters:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter  # _admit() hands the slot over (in_flight already counts us)
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    self._finish()
+                else:
+                    self._waiters.remove(waiter)
+                raise
+        else:
+            self.in_flight += 1
+        self.stats.peak_in_flight = max(self.stats.peak_in_flight, self.in_flight)
+        if self.in_flight >= int(self.limit):
+            self._window_used = True
+        try:
+            await self._wait_turn()
+        except BaseException:
+            self._finish()
+            raise
+        return self.clock()
+
+    async def _wait_turn(self) -> None:
+        while True:
+            now = self.clock()
+            start = max(now, self._paused_until)
+            if self._rate is not None:
+                start = max(start, self._next_start)
+                self._next_start = start + 1.0 / self._rate
+            if start <= now:
+                return
+            await asyncio.sleep(start - now)
+            if self._rate is not None or self.clock() >= self._paused_until:
+                return  # (a pause extended meanwhile is waited out again)
+
+    def _finish(self) -> None:
+        self.in_flight -= 1
+        self._admit()
+
+    def _admit(self) -> None:
+        while self._waiters and self.in_flight < int(self.limit):
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self.in_flight += 1
+                waiter.set_result(None)
+
+    # ---- feedback -----------------------------------------------------------------------------
+    def release(self, started: float, status: int | None, retry_after: float | None = None) -> None:
+        """An attempt ended: `status` is the HTTP status, None for a transport failure (which says
+        nothing about load, so it changes nothing)."""
+        now = self.clock()
+        try:
+            if status in REFUSED:
+                self._refused(now, status, retry_after)
+            elif status is not None:
+                self._accepted.append(now)
+                while now - self._accepted[0] > RATE_HORIZON:
+                    self._accepted.popleft()
+                self._sample(now, now - started)
+        finally:
+            self._finish()
+
+    def _sample(self, now: float, latency: float) -> None:
+        if self.baseline is None or latency < self.baseline:
+            self.baseline = latency
+        self._window.append(latency)
+        if len(self._window) < max(4, int(self.limit)):
+            return
+        window, self._window = sorted(self._window), []
+        median, used = window[len(window) // 2], self._window_used
+        self._window_used = False
+        threshold = self.baseline * self.tolerance + SLACK
+        if median <= threshold:
+            if used:
+                grown = self.limit * 2 if self.slow_start else self.limit + max(1.0, self.limit / 8)
+                self.limit = min(float(self.ceiling), grown)
+            # Creeps up slowly unless renewed, so a network that got a little slower is followed.
+            self.baseline = min(window[0], self.baseline * 1.01)
+        else:
+            self.slow_start = False
+            if self.limit <= 2 * self.minimum:
+                # Next to nothing in flight and still slow: the server itself got slower, not
+                # queueing behind us. That is the new baseline.
+                self.baseline = window[0]
+            self.limit = max(float(self.minimum), self.limit * max(0.5, threshold / median))
+        self.stats.peak_limit = max(self.stats.peak_limit, int(self.limit))
+        if self._rate is not None and now >= self._probe_at:
+            self._rate *= 1.02
+            self.stats.paced_rate = self._rate
+            self._probe_at = now + 1.0
+        self._admit()
+
+    def _refused(self, now: float, status: int | None, retry_after: float | None) -> None:
+        self.stats.refused += 1
+        self.slow_start = False
+        if now - self._last_cut > (self.baseline or 0.05):
+            self.limit = max(float(self.minimum), self.limit / 2)
+            self._last_cut = now
+        if retry_after is None or retry_after <= 0:
+            return
+        until = now + retry_after
+        if status == 429 and now >= self._paused_until and self._accepted:
+            # The first refusal of a burst (the others were sent before the pause began): what the
+            # server took before refusing, over the time that took plus the wait it asks for.
+            recent = [t for t in self._accepted if now - t <= RATE_HORIZON]
+            span = now - recent[0] if recent else 0.0
+            estimate = max(len(recent), 1) / (span + retry_after)
+            if self._rate is None or estimate < self._rate:
+                self._rate = estimate
+                self.stats.paced_rate = estimate
+            self._probe_at = until + 1.0
+            self._accepted.clear()
+        if until > self._paused_until:
+            self.stats.paused_seconds += until - max(now, self._paused_until)
+            self._paused_until = until
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date: rare for APIs; the retry policy's backoff applies
+
+
+class LimitedTransport(httpx.AsyncBaseTransport):
+    """An httpx transport that admits each request through an AdaptiveLimiter."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, limiter: AdaptiveLimiter) -> None:
+        self.inner = inner
+        self.limiter = limiter
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        started = await self.limiter.acquire()
+        try:
+            response = await self.inner.handle_async_request(request)
+        except BaseException:
+            self.limiter.release(started, None)
+            raise
+        self.limiter.release(started, response.status_code, retry_after_seconds(response))
+        return response
+
+    async def aclose(self) -> None:
+        stats = self.limiter.stats
+        if stats.peak_in_flight:
+            paced = f", paced at {stats.paced_rate:.1f}/s" if stats.paced_rate else ""
+            log.info("requests in flight peaked at %d (limit %d of %d); %d refused, %.1f s paused%s",
+                     stats.peak_in_flight, stats.peak_limit, self.limiter.ceiling, stats.refused,
+                     stats.paused_seconds, paced)
+        await self.inner.aclose()
