@@ -101,6 +101,12 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+def _conditions(status: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The status' conditions that are conditions at all (a hand-edited status may hold anything)."""
+    found = status.get("conditions")
+    return [c for c in found if isinstance(c, Mapping)] if isinstance(found, list) else []
+
+
 @dataclass(frozen=True)
 class Failure:
     """Why a reconcile could not complete; `reason` is the Ready condition's reason. `delay` is the
@@ -186,7 +192,7 @@ def condition(previous: Sequence[Mapping[str, Any]], type_: str, status: bool, r
               generation: int, now: str) -> dict[str, Any]:
     """A metav1.Condition; lastTransitionTime moves only when the status itself changes."""
     value = "True" if status else "False"
-    old = next((c for c in previous if c.get("type") == type_), None)
+    old = next((c for c in previous if isinstance(c, Mapping) and c.get("type") == type_), None)
     since = old["lastTransitionTime"] if old and old.get("status") == value and old.get("lastTransitionTime") else now
     return {"type": type_, "status": value, "observedGeneration": generation, "lastTransitionTime": since,
             "reason": reason, "message": message[:32768]}
@@ -220,7 +226,7 @@ def conclude(
     now: str,
 ) -> Outcome:
     """Status and events once the plan's actions ran (results empty when there were none)."""
-    previous = obj.status.get("conditions") or []
+    previous = _conditions(obj.status)
     events: list[Event] = []
     sid = observed.sid if observed else ""
     participants = observed.num_participants if observed else 0
@@ -235,7 +241,8 @@ def conclude(
         events.append(Event("Normal", _ACTION_EVENTS[action.kind], _describe(action, result)))
 
     drifts = [_drift_entry(d) for d in room_plan.drifts]
-    old_drift = obj.status.get("drift") or []
+    given = obj.status.get("drift")
+    old_drift: list[Any] = given if isinstance(given, list) else []
     if drifts and drifts != old_drift:
         # Events only for drift that is new since the last status: a sweep must not repeat them.
         fresh = [d for d in room_plan.drifts if _drift_entry(d) not in old_drift]
@@ -298,10 +305,18 @@ def _failure_from_results(unsuccessful: Sequence[ActionResult]) -> Failure:
 
 
 def failed(obj: RoomObject, failure: Failure, now: str, room_name: str = "") -> Outcome:
-    """The status when nothing could be planned (bad spec, bad secret, server down)."""
-    previous = obj.status.get("conditions") or []
+    """The status when nothing could be planned (bad spec, bad secret, server down). The SyncFailed
+    event fires when the failure is new; a retry or a sweep meeting the same failure stays quiet
+    (the Ready condition already says it), so an outage or a bad object never floods the events."""
+    previous = _conditions(obj.status)
+    old_ready = next((c for c in previous if c.get("type") == "Ready"), {})
+    repeated = (old_ready.get("status") == "False" and old_ready.get("reason") == failure.reason
+                and old_ready.get("message") == failure.message[:32768]
+                and old_ready.get("observedGeneration") == obj.generation)
     status: dict[str, Any] = dict(obj.status)
     status.pop("conditions", None)
+    if not isinstance(status.get("drift", []), list):
+        status["drift"] = []
     status.update({
         "observedGeneration": obj.generation,
         "conditions": [
@@ -311,7 +326,8 @@ def failed(obj: RoomObject, failure: Failure, now: str, room_name: str = "") -> 
     })
     if room_name:
         status["roomName"] = room_name
-    return Outcome(status, (Event("Warning", SYNC_FAILED, f"{failure.reason}: {failure.message}"),), failure)
+    events = () if repeated else (Event("Warning", SYNC_FAILED, f"{failure.reason}: {failure.message}"),)
+    return Outcome(status, events, failure)
 
 
 def _describe(action: Action, result: ActionResult) -> str:

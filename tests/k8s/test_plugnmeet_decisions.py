@@ -318,3 +318,46 @@ def test_a_malformed_body_becomes_an_invalid_spec_status_never_an_exception(body
 def test_a_room_object_is_still_decided_by_the_room_plan() -> None:
     room = RoomObject("events", "town-hall", {"emptyTimeout": 600})
     assert KIND_OPS["Room"].desired(room).manifest == desired_room(room).manifest
+
+
+def test_a_repeated_failure_is_one_event_a_new_one_is_another() -> None:
+    outage = failure_for(Unavailable("503"))
+    first = failed(obj(spec()), outage, NOW)
+    again = failed(obj(spec(), status=first.status), outage, "2026-11-21T10:01:00Z")
+    assert reasons(first) == ["SyncFailed"] and reasons(again) == []
+    assert cond(again, "Ready")["lastTransitionTime"] == NOW  # still the same failure since NOW
+    other = failed(obj(spec(), status=first.status), failure_for(InvalidSpec("spec.x: bad")), NOW)
+    assert reasons(other) == ["SyncFailed"]
+    newer = failed(obj(spec(), status=first.status, generation=2), outage, NOW)
+    assert reasons(newer) == ["SyncFailed"]  # the user changed the object: say it again
+
+
+@pytest.mark.parametrize("status", [
+    {"conditions": "garbage", "drift": "garbage"},
+    {"conditions": [1, "x", None, {"type": "Ready"}], "drift": {"a": 1}},
+    {"conditions": 7, "drift": 7, "lastSyncTime": 5},
+])
+def test_a_malformed_status_is_replaced_not_a_crash(status: dict[str, Any]) -> None:
+    o = obj(spec(), status=status)
+    outcome = failed(o, failure_for(Unavailable("503")), NOW)
+    assert cond(outcome, "Ready")["reason"] == "ServerUnavailable" and outcome.status["drift"] == []
+    _, concluded = run(o, served(o))
+    assert cond(concluded, "Ready")["status"] == "True" and concluded.status["drift"] == []
+
+
+def test_handlers_hand_kopf_the_backoff_and_never_retry_a_permanent_failure() -> None:
+    import kopf
+
+    from reconciler.operator.handlers import OperatorConfig, _raise_for
+
+    config = OperatorConfig(retry_first=15, retry_cap=600)
+    outage = failed(obj(spec()), failure_for(Unavailable("503")), NOW)
+    delays = []
+    for attempt in (0, 1, 2, 9):
+        with pytest.raises(kopf.TemporaryError) as raised:
+            _raise_for(outage, attempt, config)
+        delays.append(raised.value.delay)
+    assert delays == [15, 30, 60, 600]
+    with pytest.raises(kopf.PermanentError):
+        _raise_for(failed(obj(spec()), failure_for(InvalidSpec("spec: bad")), NOW), 0, config)
+    _raise_for(run(obj(spec()), None)[1], 0, config)  # success: nothing raised
