@@ -105,6 +105,8 @@ def summary_line(plan: Plan) -> str:
             f"{c['delete']} to delete; {c['drift']} drift not applied.")
     if c["policy_participant_changes"]:
         line += f" {c['policy_participant_changes']} participant change(s) from {POLICY_KIND} rules."
+    if c["suspended"]:
+        line += f" {c['suspended']} suspended (spec.suspend)."
     return line
 
 
@@ -114,7 +116,7 @@ def render_text(plan: Plan, stream: TextIO, *, verbose: int = 0, colour: bool = 
     for room in plan.rooms:
         if room.status in ("in-sync", "absent") and not verbose:
             continue
-        shown += 1
+        shown += room.status != "suspended"
         marker = MARKERS[room.status]
         stream.write(paint(marker, _header(room)) + "\n")
         for action in room.actions:

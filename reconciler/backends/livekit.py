@@ -12,7 +12,8 @@ import httpx
 from ..auth import TokenSource
 from ..model import DesiredPolicy, DesiredRoom
 from ..observed import ObservedDispatch, ObservedParticipant, ObservedRoom, ObservedState
-from ..plan import what_to_observe
+from ..plan import Selection, what_to_observe
+from ..plan.core import EVERYTHING
 from .errors import NotFound
 from .limiter import DEFAULT_CONCURRENCY
 from .twirp import CallObserver, RetryPolicy, TwirpClient
@@ -81,13 +82,14 @@ class LiveKitBackend:
         return [ObservedDispatch.from_json(d) for d in result.get("agent_dispatches", [])]
 
     async def observe(self, desired: Sequence[DesiredRoom], list_all: bool = False,
-                      policies: Sequence[DesiredPolicy] = (), only: Sequence[str] | None = None) -> ObservedState:
+                      policies: Sequence[DesiredPolicy] = (), only: Sequence[str] | None = None,
+                      selection: Selection = EVERYTHING) -> ObservedState:
         """One ListRooms for the declared names (or all, for prune or when any RoomPolicy is loaded;
         or just `only`); participants and dispatches only for live rooms the plan says need them
         (plan.what_to_observe: rules or agents from a Room or a matching policy). Never a routed
         call on a room that ListRooms did not return: the real server hangs ~15 s on those
         (livekit-api.md §3.3)."""
-        want = what_to_observe(desired, policies, list_all, only)
+        want = what_to_observe(desired, policies, list_all, only, selection)
         names = want.names
         listed = await self.list_rooms(names)
         rooms = {r.name: r for r in listed}

@@ -9,10 +9,10 @@ import sys
 
 from ..backends.errors import BackendError
 from ..backends.limiter import DEFAULT_CONCURRENCY
-from ..engine import make_combined_plan
+from ..engine import Backends, CombinedPlan, make_combined_plan, select_inputs
 from ..execute import ActionResult, Results, execute
 from ..manifests import ManifestError, load_inputs
-from ..plan import PlanRefused
+from ..plan import Plan, PlanRefused
 from ..render import Progress, render_text, result_line, results_json
 from .common import (
     UsageError,
@@ -22,17 +22,64 @@ from .common import (
     report_manifest_error,
     wants_plugnmeet,
 )
-from .planning import add_plan_options, plan_options
+from .planning import add_plan_options, plan_options, warn_unselected
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     parser = sub.add_parser("apply", help="make the server match the manifests", parents=[common])
     add_plan_options(parser)
+    add_concurrency_option(parser)
+    add_server_options(parser)
+    parser.set_defaults(run=run)
+
+
+def add_concurrency_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
                         help="the most requests in flight at once; fewer while the server's latency rises or it "
                              f"refuses (default {DEFAULT_CONCURRENCY})")
-    add_server_options(parser)
-    parser.set_defaults(run=run)
+
+
+async def run_actions(combined: CombinedPlan, backends: Backends, args: argparse.Namespace) -> Results:
+    """Execute a plan with a progress line (not with -q), errors on stderr as they happen, and on
+    Ctrl-C a summary of what was already done."""
+    plan = combined.merged
+    progress = Progress(len(plan.actions), enabled=not args.quiet)
+    finished: list[ActionResult] = []
+
+    def report(result: ActionResult) -> None:
+        finished.append(result)
+        progress.tick()
+        if not result.ok:
+            progress.finish()
+            print(f"error: {result_line(result)}", file=sys.stderr)
+
+    try:
+        results = await execute(combined.livekit, backends.livekit, concurrency=args.concurrency, on_result=report)
+        if backends.plugnmeet is not None and combined.plugnmeet.actions:
+            more = await execute(combined.plugnmeet, backends.plugnmeet, concurrency=args.concurrency,
+                                 on_result=report)
+            results = Results(results.results + more.results)
+    except asyncio.CancelledError:  # Ctrl-C: asyncio cancels the run; say what was already done
+        progress.finish()
+        interrupted_summary(finished, len(plan.actions))
+        raise
+    progress.finish()
+    return results
+
+
+def report_results(args: argparse.Namespace, plan: Plan, results: Results, verb: str = "Apply",
+                   skipped: str = "") -> int:
+    if args.output == "json":
+        print(json.dumps(results_json(plan, results), indent=2))
+    elif not args.quiet:
+        if args.verbose:
+            for result in results.results:
+                print(result_line(result))
+        done = len(results.results) - len(results.failed)
+        print(f"\n{verb} complete: {done} action(s) succeeded, {len(results.failed)} failed.")
+        if skipped:
+            print(skipped)
+    return 0 if results.ok else 1
 
 
 async def _apply(args: argparse.Namespace) -> int:
@@ -41,46 +88,14 @@ async def _apply(args: argparse.Namespace) -> int:
     inputs = load_inputs(args.paths)
     skipped = note_skipped(inputs, args)
     options = plan_options(args)
-    text = args.output == "text" and not args.quiet
+    warn_unselected(inputs, options.selection, args.quiet)
     async with open_backends(args, concurrency=args.concurrency,
-                             plugnmeet=wants_plugnmeet(inputs, options.prune)) as backends:
+                             plugnmeet=wants_plugnmeet(select_inputs(inputs, options.selection), options.prune)) as backends:
         combined = await make_combined_plan(backends, inputs, options)
-        plan = combined.merged
-        if text:
-            render_text(plan, sys.stdout, verbose=args.verbose, colour=not args.no_color)
-        progress = Progress(len(plan.actions), enabled=not args.quiet)
-        finished: list[ActionResult] = []
-
-        def report(result: ActionResult) -> None:
-            finished.append(result)
-            progress.tick()
-            if not result.ok:
-                progress.finish()
-                print(f"error: {result_line(result)}", file=sys.stderr)
-
-        try:
-            results = await execute(combined.livekit, backends.livekit, concurrency=args.concurrency,
-                                    on_result=report)
-            if backends.plugnmeet is not None and combined.plugnmeet.actions:
-                more = await execute(combined.plugnmeet, backends.plugnmeet, concurrency=args.concurrency,
-                                     on_result=report)
-                results = Results(results.results + more.results)
-        except asyncio.CancelledError:  # Ctrl-C: asyncio cancels the run; say what was already done
-            progress.finish()
-            interrupted_summary(finished, len(plan.actions))
-            raise
-        progress.finish()
-    if args.output == "json":
-        print(json.dumps(results_json(plan, results), indent=2))
-    elif text:
-        if args.verbose:
-            for result in results.results:
-                print(result_line(result))
-        done = len(results.results) - len(results.failed)
-        print(f"\nApply complete: {done} action(s) succeeded, {len(results.failed)} failed.")
-        if skipped:
-            print(skipped)
-    return 0 if results.ok else 1
+        if args.output == "text" and not args.quiet:
+            render_text(combined.merged, sys.stdout, verbose=args.verbose, colour=not args.no_color)
+        results = await run_actions(combined, backends, args)
+    return report_results(args, combined.merged, results, skipped=skipped)
 
 
 def interrupted_summary(finished: list[ActionResult], planned: int) -> None:

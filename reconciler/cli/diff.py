@@ -9,7 +9,7 @@ import json
 import sys
 
 from ..backends.errors import BackendError
-from ..engine import make_combined_plan
+from ..engine import make_combined_plan, select_inputs
 from ..manifests import ManifestError, load_inputs
 from ..plan import PlanRefused
 from ..render import plan_json, render_text
@@ -21,7 +21,7 @@ from .common import (
     report_manifest_error,
     wants_plugnmeet,
 )
-from .planning import add_plan_options, plan_options
+from .planning import add_plan_options, plan_options, warn_unselected
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
@@ -36,7 +36,8 @@ async def _diff(args: argparse.Namespace) -> int:
     inputs = load_inputs(args.paths)
     skipped = note_skipped(inputs, args)
     options = plan_options(args)
-    async with open_backends(args, plugnmeet=wants_plugnmeet(inputs, options.prune)) as backends:
+    warn_unselected(inputs, options.selection, args.quiet)
+    async with open_backends(args, plugnmeet=wants_plugnmeet(select_inputs(inputs, options.selection), options.prune)) as backends:
         plan = (await make_combined_plan(backends, inputs, options)).merged
     if args.output == "json":
         print(json.dumps(plan_json(plan), indent=2, sort_keys=False))

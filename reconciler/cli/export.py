@@ -11,6 +11,7 @@ from typing import Any
 from ..backends.errors import BackendError
 from ..model import API_VERSION
 from ..observed import ObservedDispatch, ObservedRoom
+from ..plan import Selection
 from ..yamlsafe import dump
 from .common import UsageError, add_server_options, open_backend
 
@@ -19,6 +20,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     parser = sub.add_parser("export", help="print observed rooms as Room manifests", parents=[common])
     parser.add_argument("rooms", nargs="*", metavar="ROOM", help="room names (default: every room)")
     parser.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
+    parser.add_argument("--target", action="append", default=[], metavar="ROOM",
+                        help="only rooms whose name matches this glob (repeatable: any may match)")
     add_server_options(parser)
     parser.set_defaults(run=run)
 
@@ -49,6 +52,8 @@ def room_manifest(room: ObservedRoom, dispatches: list[ObservedDispatch]) -> dic
 async def _export(args: argparse.Namespace) -> int:
     async with open_backend(args) as backend:
         rooms = await backend.list_rooms(args.rooms or None)
+        chosen = Selection(tuple(args.target))
+        rooms = [r for r in rooms if chosen.covers(r.name, None)]
         dispatches = await asyncio.gather(*(backend.list_dispatches(r.name) for r in rooms))
     missing = sorted(set(args.rooms) - {r.name for r in rooms})
     for name in missing:

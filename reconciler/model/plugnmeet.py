@@ -199,6 +199,7 @@ class PnmSpec(Strict):
     metadata: PnmMetadata
     policy: PnmPolicy = Field(default_factory=PnmPolicy)
     server_ref: ServerRef | None = None
+    suspend: bool = False  # as a Room's: reported as suspended, nothing done
 
     @field_validator("room_id")
     @classmethod

@@ -178,6 +178,9 @@ class RoomSpec(RoomConfigurationFields):
     participants: list[ParticipantRule] = Field(default_factory=list)
     policy: Policy = Field(default_factory=Policy)
     server_ref: ServerRef | None = None
+    # Flux's suspend: the room is reported as suspended and nothing is done to it (no create,
+    # update, re-create or delete; the operator's finalizer leaves it in place too).
+    suspend: bool = False
 
 
 class RoomManifest(Strict):

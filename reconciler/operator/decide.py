@@ -264,7 +264,11 @@ def conclude(
         failure = None
         exists = bool(sid)
         lifecycle = desired.spec.policy.lifecycle
-        if exists:
+        if room_plan.status == "suspended" and not exists:
+            ready = condition(previous, "Ready", False, "Suspended",
+                              f"room {desired.name!r} does not exist; spec.suspend is true: nothing is done",
+                              generation, now)
+        elif exists:
             ready = condition(previous, "Ready", True, "RoomReady", f"room {desired.name!r} is live ({sid})",
                               generation, now)
         elif lifecycle == "OnDemand":
@@ -275,7 +279,11 @@ def conclude(
             ready = condition(previous, "Ready", False, "RoomAbsent",
                               f"room {desired.name!r} does not exist and policy.observeOnly prevents creating it",
                               generation, now)
-        if drifts:
+        if room_plan.status == "suspended":
+            synced = condition(previous, "Synced", False, "Suspended",
+                               "spec.suspend is true: the room is neither created, updated nor deleted",
+                               generation, now)
+        elif drifts:
             reason = ("RequiresRecreate" if any(d.reason in _RECREATE_REASONS for d in room_plan.drifts)
                       else "ObserveOnly" if all(d.reason == DriftReason.OBSERVE_ONLY for d in room_plan.drifts)
                       else "Drift")
@@ -360,11 +368,12 @@ class DeletionPlan:
 
 def decide_deletion(desired: AnyDesired, observed: AnyObserved | None) -> DeletionPlan:
     """Deleting the object deletes its room unless `policy.deletion: Orphan` (DESIGN §3 "Operator").
-    observeOnly changes nothing, so it also leaves the room."""
+    observeOnly and spec.suspend change nothing, so they also leave the room."""
     policy = desired.spec.policy
     name = desired.name
-    if policy.deletion == "Orphan" or policy.observe_only:
-        why = "policy.deletion is Orphan" if policy.deletion == "Orphan" else "policy.observeOnly is set"
+    if policy.deletion == "Orphan" or policy.observe_only or desired.spec.suspend:
+        why = ("policy.deletion is Orphan" if policy.deletion == "Orphan"
+               else "policy.observeOnly is set" if policy.observe_only else "spec.suspend is true")
         return DeletionPlan(None, Event("Normal", ROOM_ORPHANED, f"left room {name!r} on the server: {why}"))
     if observed is None:
         return DeletionPlan(None, Event("Normal", ROOM_DELETED, f"room {name!r} was already gone"))

@@ -3,6 +3,7 @@ Pure: no I/O, no clock, no randomness."""
 
 from __future__ import annotations
 
+import glob
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -47,6 +48,8 @@ class DriftReason(StrEnum):
     CANNOT_CLEAR = "cannot_clear"
     PRUNE_OCCUPIED = "prune_occupied"
     SERVER_REFUSED = "server_refused"  # plugNmeet: created with the value, the server serves another
+    ORPHAN = "orphan"  # roomctl delete: policy.deletion is Orphan, the room stays
+    DELETE_OCCUPIED = "delete_occupied"  # roomctl delete: the room has participants (--occupied deletes it)
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,7 @@ class Drift:
 class RoomPlan:
     name: str
     source: str  # file:line of the manifest, or "" for an undeclared room
-    status: str  # create | recreate | update | delete | in-sync | drift | absent
+    status: str  # create | recreate | update | delete | in-sync | drift | absent | suspended
     sid: str = ""
     actions: tuple[Action, ...] = ()
     drifts: tuple[Drift, ...] = ()
@@ -125,6 +128,7 @@ class Plan:
             if room.status in counts:
                 counts[room.status] += 1
         counts["drift"] = len(self.drifts)
+        counts["suspended"] = sum(1 for room in self.rooms if room.status == "suspended")
         counts["unmanaged"] = self.unmanaged
         counts["policy_participant_changes"] = sum(
             1 for a in self.actions
@@ -137,6 +141,37 @@ class PlanRefused(Exception):
 
 
 @dataclass(frozen=True)
+class Selection:
+    """Which rooms one run covers (`--target GLOB`, `-l key=value`; a webhook's one room). Rooms outside
+    it are neither observed nor planned nor pruned. Undeclared rooms have no labels: a label selector
+    never selects them, so a run with one prunes nothing."""
+
+    targets: tuple[str, ...] = ()  # room-name globs; any may match
+    labels: tuple[tuple[str, str], ...] = ()  # metadata.labels; all must match
+
+    @classmethod
+    def room(cls, name: str) -> Selection:
+        """Exactly this room, whatever glob characters its name holds."""
+        return cls(targets=(glob.escape(name),))
+
+    @property
+    def everything(self) -> bool:
+        return not self.targets and not self.labels
+
+    def covers(self, name: str, labels: Mapping[str, str] | None) -> bool:
+        if self.targets and not in_prune_scope(name, self.targets):
+            return False
+        return not (self.labels and (labels is None or any(labels.get(k) != v for k, v in self.labels)))
+
+    def describe(self) -> str:
+        parts = [f"--target {t}" for t in self.targets] + [f"-l {k}={v}" for k, v in self.labels]
+        return " ".join(parts)
+
+
+EVERYTHING = Selection()  # the default: no --target, no -l
+
+
+@dataclass(frozen=True)
 class PlanOptions:
     prune: bool = False
     prune_scopes: tuple[str, ...] = ()
@@ -144,6 +179,7 @@ class PlanOptions:
     prune_occupied: bool = False
     # Room names that another kind's manifests own (a PlugNmeetRoom's LiveKit room): never pruned here.
     declared_elsewhere: frozenset[str] = frozenset()
+    selection: Selection = EVERYTHING
 
 
 
@@ -170,6 +206,45 @@ class PruneCandidate:
     occupants: int
 
 
+@dataclass(frozen=True)
+class DeletionFacts:
+    """What `roomctl delete` decides one declared room's deletion from (either kind)."""
+
+    name: str
+    source: str
+    kind: str
+    request_key: str  # "room" (LiveKit) or "room_id" (plugNmeet)
+    deletion: str  # policy.deletion: Delete | Orphan
+    observe_only: bool
+    suspended: bool
+    sid: str = ""  # "" when the room does not exist
+    occupants: int = 0
+
+
+def plan_deletion(facts: DeletionFacts, delete_occupied: bool = False) -> RoomPlan:
+    """Delete a declared room, honouring policy.deletion, observeOnly, suspend and the occupied guard."""
+    name, source, kind = facts.name, facts.source, facts.kind
+    if facts.suspended:
+        return RoomPlan(name, source, "suspended", facts.sid, kind=kind)
+    if not facts.sid:
+        return RoomPlan(name, source, "absent", kind=kind)
+
+    def kept(reason: DriftReason, detail: str) -> RoomPlan:
+        drift = Drift(name, "room", "present", "absent", reason, detail)
+        return RoomPlan(name, source, "drift", facts.sid, drifts=(drift,), kind=kind)
+
+    if facts.deletion == "Orphan":
+        return kept(DriftReason.ORPHAN, "not deleted: policy.deletion is Orphan")
+    if facts.observe_only:
+        return kept(DriftReason.OBSERVE_ONLY, "not deleted: policy.observeOnly")
+    if facts.occupants and not delete_occupied:
+        return kept(DriftReason.DELETE_OCCUPIED, f"not deleted: the room has {facts.occupants} participant(s) "
+                                                 "(--occupied deletes it anyway)")
+    action = Action(ActionKind.DELETE_ROOM, name, (FieldChange("room", name, None),), {facts.request_key: name},
+                    old_sid=facts.sid, disconnects=facts.occupants)
+    return RoomPlan(name, source, "delete", facts.sid, actions=(action,), kind=kind)
+
+
 def prune_plans(candidates: Sequence[PruneCandidate], options: PlanOptions, kind: str = "Room",
                 request_key: str = "room") -> tuple[list[RoomPlan], int]:
     """Deletes for undeclared rooms inside a --prune-scope (occupied ones only with --prune-occupied);
@@ -177,7 +252,8 @@ def prune_plans(candidates: Sequence[PruneCandidate], options: PlanOptions, kind
     plans: list[RoomPlan] = []
     unmanaged = 0
     for room in sorted(candidates, key=lambda c: c.name):
-        if not (options.prune and in_prune_scope(room.name, options.prune_scopes)):
+        if not (options.prune and in_prune_scope(room.name, options.prune_scopes)
+                and options.selection.covers(room.name, None)):
             unmanaged += 1
             continue
         if room.occupants and not options.prune_occupied:

@@ -77,6 +77,8 @@ def differences(desired: DesiredPnmRoom, observed: ObservedPnmRoom) -> list[tupl
 def plan_pnm_room(desired: DesiredPnmRoom, observed: ObservedPnmRoom | None) -> RoomPlan:
     spec, name, policy = desired.spec, desired.name, desired.spec.policy
     request = create_request(name, spec)
+    if spec.suspend:
+        return RoomPlan(name, desired.source, "suspended", observed.sid if observed else "", kind=KIND)
     if observed is None:
         if policy.lifecycle == "OnDemand":
             return RoomPlan(name, desired.source, "absent", kind=KIND)

@@ -17,7 +17,18 @@ from typing import Any
 from ..model.policy import DesiredPolicy
 from ..model.room import DesiredRoom
 from ..observed import ObservedRoom, ObservedState
-from .core import POLICY_KIND, Plan, PlanOptions, PlanRefused, PruneCandidate, RoomPlan, check_prune, in_prune_scope
+from .core import (
+    EVERYTHING,
+    POLICY_KIND,
+    Plan,
+    PlanOptions,
+    PlanRefused,
+    PruneCandidate,
+    RoomPlan,
+    Selection,
+    check_prune,
+    in_prune_scope,
+)
 from .core import prune_plans as _prune_plans
 from .room import (
     EMPTY_SPEC,
@@ -91,6 +102,7 @@ class WhatToObserve:
     policies: Sequence[DesiredPolicy] = ()
     list_all: bool = False
     only: Sequence[str] | None = None  # restrict to these rooms (a webhook reacting to one room)
+    selection: Selection = EVERYTHING  # --target/-l: an undeclared room outside it is not looked into
     _by_name: dict[str, DesiredRoom] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -107,15 +119,16 @@ class WhatToObserve:
     def needs(self, room: str) -> Needs:
         desired = self._by_name.get(room)
         gov = governance(self.policies, room) if self.policies else Governance()
-        if desired is None and not gov.policies:
+        if desired is None and (not gov.policies or not self.selection.covers(room, None)):
             return Needs()
         spec = desired.spec if desired is not None else EMPTY_SPEC
         return Needs(needs_participants(spec, gov), needs_dispatches(spec, gov))
 
 
 def what_to_observe(desired: Sequence[DesiredRoom], policies: Sequence[DesiredPolicy] = (),
-                    list_all: bool = False, only: Sequence[str] | None = None) -> WhatToObserve:
-    return WhatToObserve(desired, policies, list_all, only)
+                    list_all: bool = False, only: Sequence[str] | None = None,
+                    selection: Selection = EVERYTHING) -> WhatToObserve:
+    return WhatToObserve(desired, policies, list_all, only, selection)
 
 
 # ---- planning -----------------------------------------------------------------------------------
@@ -180,7 +193,8 @@ def plan(desired: Sequence[DesiredRoom], observed: ObservedState, options: PlanO
     undeclared = sorted(set(observed.rooms) - declared - options.declared_elsewhere)
     governed: dict[str, RoomPlan] = {}
     for name in undeclared:
-        planned = plan_live_room(None, policies, observed.rooms[name]) if policies else None
+        covered = options.selection.covers(name, None)  # --target/-l: policies govern only what is selected
+        planned = plan_live_room(None, policies, observed.rooms[name]) if policies and covered else None
         if planned is not None:
             governed[name] = planned
     scoped = options.prune and bool(options.prune_scopes)

@@ -88,12 +88,13 @@ def room_agents(desired: DesiredRoom | None, governance: Governance) -> list[Sou
 
 
 def needs_participants(spec: RoomSpec, governance: Governance = NO_GOVERNANCE) -> bool:
-    return (bool(spec.participants) or bool(governance.rules)) and "participants" not in spec.policy.ignore
+    return ((bool(spec.participants) or bool(governance.rules)) and "participants" not in spec.policy.ignore
+            and not spec.suspend)
 
 
 def needs_dispatches(spec: RoomSpec, governance: Governance = NO_GOVERNANCE) -> bool:
     declared = spec.agents is not None or spec.policy.agents == "Exact" or bool(governance.agents)
-    return declared and "agents" not in spec.policy.ignore
+    return declared and "agents" not in spec.policy.ignore and not spec.suspend
 
 
 # ---- requests -----------------------------------------------------------------------------------
@@ -311,6 +312,8 @@ def plan_room(desired: DesiredRoom | None, observed: ObservedRoom | None,
     if desired is not None:
         creation = create_request(name, desired, governance)
         drop_implicit = policy.agents == "Exact" and not creation.get("agents")
+    if spec.suspend:  # Flux's suspend: reported, nothing done (RoomPolicies included)
+        return RoomPlan(name, source, "suspended", observed.sid if observed else "", policies=governance.policies)
     if observed is None:
         assert desired is not None
         if policy.lifecycle == "OnDemand":

@@ -233,6 +233,8 @@ class Sandbox:
         except ValueError as exc:
             await _respond_json(send, 200, state.reply(False, f"proto: syntax error: {exc}", "INVALID_PARAMETERS"))
             return
+        if data.get("room_id"):
+            self.room_requests.setdefault(str(data["room_id"]), Counter())[method_key] += 1
         handlers: dict[str, Callable[[], Awaitable[dict[str, Any]] | dict[str, Any]]] = {
             "create": lambda: state.create(data),
             "isRoomActive": lambda: state.is_room_active(data),
@@ -290,8 +292,9 @@ class Sandbox:
 
     def _count_room(self, method_key: str, request: Any) -> None:
         room = getattr(request, "room", "") or (getattr(request, "name", "") if method_key.endswith("CreateRoom") else "")
-        if isinstance(room, str) and room:
-            self.room_requests.setdefault(room, Counter())[method_key] += 1
+        named = [room] if isinstance(room, str) and room else list(getattr(request, "names", ()))  # ListRooms
+        for name in named:
+            self.room_requests.setdefault(name, Counter())[method_key] += 1
 
     def _test_call(self, verb: str, path: str, data: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         lk = self.livekit
@@ -429,3 +432,4 @@ TEST_ENDPOINTS = {
 
 async def _respond_json(send: Send, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
     await _respond(send, status, json.dumps(body, separators=(",", ":")).encode(), "application/json", headers)
+

@@ -198,3 +198,16 @@ def test_status_is_rewritten_only_when_something_but_the_sync_time_changed() -> 
     assert not status_changed(base, later, seconds_since_sync=10, refresh_after=300)
     assert status_changed(base, later, seconds_since_sync=301, refresh_after=300)
     assert status_changed(base, dict(later, numParticipants=4), seconds_since_sync=10, refresh_after=300)
+
+
+def test_suspended_room_is_reported_as_suspended_and_nothing_is_done() -> None:
+    live, outcome = run(obj({"suspend": True, "maxParticipants": 9, "metadata": "new"}), room(participants=2))
+    assert (live.status, live.actions) == ("suspended", ())
+    assert has(cond(outcome, "Synced"), {"status": "False", "reason": "Suspended"})
+    assert has(cond(outcome, "Ready"), {"status": "True", "reason": "RoomReady"})
+    assert outcome.events == () and outcome.status["drift"] == []
+    absent, outcome = run(obj({"suspend": True}), None)
+    assert (absent.status, absent.actions) == ("suspended", ())  # a Persistent room is not created either
+    assert has(cond(outcome, "Ready"), {"status": "False", "reason": "Suspended"})
+    kept = decide_deletion(desired_room(obj({"suspend": True})), room())
+    assert kept.action is None and "spec.suspend" in kept.event.message

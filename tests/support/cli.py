@@ -14,7 +14,8 @@ from tests.support.server import SandboxServer
 def cli_env(sandbox: SandboxServer | None, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LIVEKIT_", "PLUGNMEET_"))}
     if sandbox is not None:
-        env.update(LIVEKIT_URL=sandbox.url, LIVEKIT_API_KEY="devkey", LIVEKIT_API_SECRET="secret")
+        env.update(LIVEKIT_URL=sandbox.url, LIVEKIT_API_KEY="devkey", LIVEKIT_API_SECRET="secret",
+                   PLUGNMEET_URL=sandbox.url, PLUGNMEET_API_KEY="plugnmeet", PLUGNMEET_API_SECRET="secret")
     env["NO_COLOR"] = "1"
     env.update(extra)
     return env
