@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ..backends.limiter import DEFAULT_CONCURRENCY
 from ..backends.livekit import LiveKitBackend
@@ -26,13 +28,46 @@ class UsageError(Exception):
     """Bad flags or environment: reported as one line, exit 1, no request made."""
 
 
+def _duration(text: str, zero_ok: bool) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a finite number of seconds, {'0 or more' if zero_ok else 'above 0'}")
+    return value
+
+
+def seconds(text: str) -> float:
+    """A duration flag: a finite number above 0 (`nan` or `inf` would never time out)."""
+    return _duration(text, zero_ok=False)
+
+
+def seconds_or_zero(text: str) -> float:
+    return _duration(text, zero_ok=True)
+
+
+def check_url(url: str, where: str) -> str:
+    """A server URL that can be dialled: http(s) or ws(s), a host, a port in range. Caught here, as a
+    usage error, so it never surfaces as an OverflowError deep in the transport. The URL itself is not
+    echoed: it may carry user:password."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError when out of range or not a number
+    except ValueError as exc:
+        raise UsageError(f"{where}: invalid URL ({exc})") from None
+    if parts.scheme not in ("http", "https", "ws", "wss") or not parts.hostname:
+        raise UsageError(f"{where}: expected http(s):// or ws(s):// and a host, e.g. https://livekit.example.com")
+    return url
+
+
 def add_server_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("server")
     group.add_argument("--url", help="LiveKit URL (env LIVEKIT_URL); none: the embedded sandbox")
     group.add_argument("--api-key", help="API key (env LIVEKIT_API_KEY)")
     group.add_argument("--api-secret-file", type=Path,
                        help="file holding the API secret (else env LIVEKIT_API_SECRET; never a plain flag)")
-    group.add_argument("--timeout", type=float, default=10.0, help="seconds per request (default 10)")
+    group.add_argument("--timeout", type=seconds, default=10.0, help="seconds per request (default 10)")
 
 
 def setup_logging(args: argparse.Namespace) -> None:
@@ -80,6 +115,7 @@ def server_settings(args: argparse.Namespace) -> ServerSettings:
     url = args.url or os.environ.get("LIVEKIT_URL") or None
     if url is None:
         return ServerSettings(None, DEFAULT_API_KEY, DEFAULT_API_SECRET)
+    check_url(url, "--url" if args.url else "LIVEKIT_URL")
     key = args.api_key or os.environ.get("LIVEKIT_API_KEY")
     if not key:
         raise UsageError("no API key: set LIVEKIT_API_KEY or pass --api-key")
@@ -104,6 +140,7 @@ def pnm_settings() -> ServerSettings | None:
     url = os.environ.get("PLUGNMEET_URL") or None
     if url is None:
         return None
+    check_url(url, "PLUGNMEET_URL")
     key = os.environ.get("PLUGNMEET_API_KEY", "")
     secret = os.environ.get("PLUGNMEET_API_SECRET", "")
     if not key or not secret:
@@ -124,11 +161,19 @@ async def open_backends(args: argparse.Namespace, concurrency: int = DEFAULT_CON
                          "PLUGNMEET_API_KEY and PLUGNMEET_API_SECRET")
     sandbox = None
     if settings.url is None or (plugnmeet and pnm is None):
-        from ..sandbox import EmbeddedTransport, Sandbox, SandboxConfig  # only when used: ~0.1 s of imports
+        from ..sandbox import (  # only when used: ~0.1 s of imports
+            EmbeddedTransport,
+            Sandbox,
+            SandboxConfig,
+            SandboxStateError,
+        )
 
         # The embedded sandbox sends webhooks too, when asked (env: there are no sandbox flags here).
-        sandbox = Sandbox(SandboxConfig(state_file=EMBEDDED_STATE,
-                                        webhook_url=os.environ.get("ROOMCTL_SANDBOX_WEBHOOK_URL") or None))
+        try:
+            sandbox = Sandbox(SandboxConfig(state_file=EMBEDDED_STATE,
+                                            webhook_url=os.environ.get("ROOMCTL_SANDBOX_WEBHOOK_URL") or None))
+        except SandboxStateError as exc:
+            raise UsageError(str(exc)) from None
         if not args.quiet:
             print(f"roomctl: no LIVEKIT_URL set; using the embedded sandbox ({EMBEDDED_STATE})", file=sys.stderr)
     if settings.url is None:
@@ -157,7 +202,12 @@ async def open_backends(args: argparse.Namespace, concurrency: int = DEFAULT_CON
         if pnm_backend is not None:
             await pnm_backend.aclose()
         if sandbox is not None and sandbox.dirty:
-            sandbox.save()
+            from ..sandbox import SandboxStateError as StateError
+
+            try:
+                sandbox.save()
+            except StateError as exc:
+                raise UsageError(str(exc)) from None
 
 
 @asynccontextmanager

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from ..sandbox.defaults import DEFAULT_API_KEY, DEFAULT_API_SECRET, DEFAULT_PNM_KEY, DEFAULT_PNM_SECRET
 from ..sandbox.faults import Fault, parse_latency, parse_rate_limit
+from .common import seconds_or_zero
 
 if TYPE_CHECKING:
     from ..sandbox import Sandbox
@@ -19,7 +20,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     actions = sandbox.add_subparsers(dest="sandbox_command", required=True)
     serve = actions.add_parser("serve", help="serve the sandbox on a socket", parents=[common])
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=7880)
+    serve.add_argument("--port", type=port_number, default=7880)
     serve.add_argument("--state", type=Path, help="persist state to this JSON file (atomic writes)")
     serve.add_argument("--api-key", default=DEFAULT_API_KEY, help="LiveKit API key (default: devkey)")
     serve.add_argument(
@@ -27,7 +28,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     )
     serve.add_argument("--pnm-api-key", default=DEFAULT_PNM_KEY)
     serve.add_argument("--pnm-api-secret", default=None)
-    serve.add_argument("--routed-delay", type=float, default=0.0,
+    serve.add_argument("--routed-delay", type=seconds_or_zero, default=0.0,
                        help="seconds a routed call on a missing room waits before 503 (real server: ~15)")
     serve.add_argument("--latency-ms", metavar="N[:JITTER]", help="added latency per request")
     serve.add_argument("--error-rate", type=float, default=0.0, help="share of requests answered 503")
@@ -40,6 +41,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
                             "participant_joined/left, track_published)")
     serve.add_argument("--webhook-api-key", metavar="KEY", help="the API key that signs webhooks (default: --api-key)")
     serve.set_defaults(run=run_serve)
+
+
+def port_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is out of range (0-65535)")
+    return value
 
 
 def build_sandbox(args: argparse.Namespace) -> Sandbox:
@@ -81,9 +92,11 @@ def build_sandbox(args: argparse.Namespace) -> Sandbox:
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from ..sandbox import SandboxStateError
+
     try:
         sandbox = build_sandbox(args)
-    except ValueError as exc:
+    except (ValueError, SandboxStateError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     level = "info" if args.verbose else "warning"

@@ -8,12 +8,14 @@ import argparse
 import asyncio
 import re
 import sys
+import typing
 from typing import Any
 
 from ..auth import TokenSource
 from ..backends.errors import BackendError
 from ..manifests import ManifestError, load_inputs
 from ..model import ParticipantRule
+from ..model.room import ParticipantKindName
 from ..plan.policy import plan_join
 from .common import UsageError, add_server_options, open_backends, report_manifest_error, server_settings
 
@@ -36,19 +38,51 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     parser.add_argument("room")
     parser.add_argument("identity")
     parser.add_argument("-f", "--file", dest="paths", action="append", required=True, metavar="PATH")
-    parser.add_argument("--ttl", default="1h", help="lifetime: 90s, 30m, 6h (default 1h)")
-    parser.add_argument("--kind", default="STANDARD", help="participant kind the rules match (default STANDARD)")
+    parser.add_argument("--ttl", default="1h", help="lifetime: 90s, 30m, 6h (default 1h, at most 24h)")
+    parser.add_argument("--allow-long-ttl", action="store_true",
+                        help="allow a --ttl over 24h (up to 365d): a leaked long-lived token stays valid")
+    parser.add_argument("--kind", default="STANDARD", type=participant_kind,
+                        help=f"participant kind the rules match: {', '.join(KINDS)} (default STANDARD)")
     parser.add_argument("--name", help="plugNmeet: the user's display name (default: the identity)")
     parser.add_argument("--admin", action="store_true", help="plugNmeet: join as a moderator")
     add_server_options(parser)
     parser.set_defaults(run=run)
 
 
-def parse_ttl(text: str) -> int:
-    match = re.fullmatch(r"(\d+)([smhd]?)", text.strip())
+KINDS: tuple[str, ...] = typing.get_args(ParticipantKindName)
+MAX_TTL = 24 * 3600
+MAX_LONG_TTL = 365 * 86400
+MAX_IDENTITY_BYTES = 256  # the server's limit.max_participant_identity_length
+
+
+def participant_kind(text: str) -> str:
+    """One of LiveKit's participant kinds (livekit_models.proto ParticipantInfo.Kind), any case."""
+    kind = text.strip().upper()
+    if kind not in KINDS:
+        raise argparse.ArgumentTypeError(f"unknown participant kind {text!r} (known: {', '.join(KINDS)})")
+    return kind
+
+
+def parse_ttl(text: str, allow_long: bool = False) -> int:
+    match = re.fullmatch(r"(\d{1,9})([smhd]?)", text.strip())
     if not match or int(match.group(1)) <= 0:
         raise UsageError(f"--ttl {text!r}: use a number with s, m, h or d (e.g. 1h)")
-    return int(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+    ttl = int(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+    limit = MAX_LONG_TTL if allow_long else MAX_TTL
+    if ttl > limit:
+        hint = "" if allow_long else "; pass --allow-long-ttl for up to 365d"
+        raise UsageError(f"--ttl {text!r} is longer than {'365d' if allow_long else '24h'}{hint}")
+    return ttl
+
+
+def check_identity(identity: str) -> str:
+    if not identity.strip():
+        raise UsageError("the identity must not be empty")
+    if any(ord(c) < 32 or ord(c) == 127 for c in identity):
+        raise UsageError("the identity must not contain control characters")
+    if len(identity.encode()) > MAX_IDENTITY_BYTES:
+        raise UsageError(f"the identity is {len(identity.encode())} bytes; the server's limit is {MAX_IDENTITY_BYTES}")
+    return identity
 
 
 def video_grant(room: str, rule: ParticipantRule | None) -> dict[str, Any]:
@@ -64,7 +98,8 @@ def video_grant(room: str, rule: ParticipantRule | None) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        ttl = parse_ttl(args.ttl)
+        ttl = parse_ttl(args.ttl, args.allow_long_ttl)
+        check_identity(args.identity)
         inputs = load_inputs(args.paths)
         rooms = inputs.livekit
         settings = server_settings(args)

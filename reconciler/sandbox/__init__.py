@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 from .defaults import DEFAULT_API_KEY, DEFAULT_API_SECRET, DEFAULT_PNM_KEY, DEFAULT_PNM_SECRET, EMBEDDED_URL
 
 if TYPE_CHECKING:
-    from .app import Sandbox, SandboxConfig
+    from .app import Sandbox, SandboxConfig, SandboxStateError
     from .embedded import EmbeddedTransport
 
-_LAZY = {"Sandbox": ".app", "SandboxConfig": ".app", "EmbeddedTransport": ".embedded"}
+_LAZY = {"Sandbox": ".app", "SandboxConfig": ".app", "SandboxStateError": ".app", "EmbeddedTransport": ".embedded"}
 
 __all__ = [
     "DEFAULT_API_KEY",
@@ -25,6 +25,7 @@ __all__ = [
     "EmbeddedTransport",
     "Sandbox",
     "SandboxConfig",
+    "SandboxStateError",
 ]
 
 

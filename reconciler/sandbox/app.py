@@ -11,7 +11,9 @@ import asyncio
 import contextlib
 import hmac
 import json
+import math
 import os
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -20,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
+
+from google.protobuf import json_format
 
 from ..asgi import Receive, Scope, Send
 from ..asgi import read_body as _read_body
@@ -34,6 +38,23 @@ from .plugnmeet import PlugNmeetState, PnmOptions, sign
 from .webhooks import WebhookSender
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
+
+
+TEMP_PREFIX = ".sandbox-"
+# A save takes milliseconds: a temp file this old was left by a run that was killed mid-write.
+STALE_TEMP_SECONDS = 60.0
+
+
+class SandboxStateError(Exception):
+    """The state file cannot be read or written: one line naming it (and how to reset it)."""
+
+
+def _remove_stale_temps(folder: Path) -> None:
+    now = time.time()
+    for leftover in folder.glob(f"{TEMP_PREFIX}*.json"):
+        with contextlib.suppress(OSError):
+            if now - leftover.stat().st_mtime > STALE_TEMP_SECONDS:
+                leftover.unlink()
 
 
 class ConnectionDropped(Exception):
@@ -82,27 +103,57 @@ class Sandbox:
         }
 
     def load(self, path: Path) -> None:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        self.clock.offset = float(data.get("clock_offset", 0.0))
-        self.livekit.load(data.get("livekit", {}))
-        self.plugnmeet.load(data.get("plugnmeet", {}))
+        """Read a saved state; anything unreadable or malformed is one SandboxStateError naming the
+        file and how to reset it (the file is left as it is: it may be worth a look)."""
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError(f"expected a JSON object, found {type(data).__name__}")
+            if data.get("version", 1) != 1:
+                raise ValueError(f"unknown version {data.get('version')!r}")
+            offset = float(data.get("clock_offset", 0.0))
+            if not math.isfinite(offset):
+                raise ValueError("clock_offset is not a finite number")
+            livekit, plugnmeet = data.get("livekit", {}), data.get("plugnmeet", {})
+            if not isinstance(livekit, dict) or not isinstance(plugnmeet, dict):
+                raise ValueError("'livekit' and 'plugnmeet' must be objects")
+            self.clock.offset = offset
+            self.livekit.load(livekit)
+            self.plugnmeet.load(plugnmeet)
+        except OSError as exc:
+            raise SandboxStateError(f"cannot read sandbox state {path}: {exc.strerror or exc}") from None
+        except (ValueError, TypeError, KeyError, AttributeError, json_format.ParseError) as exc:
+            # JSONDecodeError and UnicodeDecodeError are ValueErrors: a truncated, empty or garbage file.
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise SandboxStateError(
+                f"damaged sandbox state {path} ({type(exc).__name__}: {reason[:200]}); "
+                f"delete it to start from an empty sandbox: rm {path}") from None
 
     def save(self, path: Path | None = None) -> None:
-        """Write the state atomically: a crash mid-write never leaves a torn file."""
+        """Write the state atomically (temp file in the same folder, fsync, rename): a crash
+        mid-write never leaves a torn file, and a temp file left by a killed run is removed."""
         target = path or self.config.state_file
         if target is None:
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".sandbox-", suffix=".json", dir=target.parent)
+        if target.parent.exists() and not target.parent.is_dir():
+            raise SandboxStateError(f"cannot write sandbox state {target}: {target.parent} is not a folder")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _remove_stale_temps(target.parent)
+            fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".json", dir=target.parent)
+        except OSError as exc:
+            raise SandboxStateError(f"cannot write sandbox state {target}: {exc.strerror or exc}") from None
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 json.dump(self.dump(), handle, separators=(",", ":"))
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, target)
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+            if isinstance(exc, OSError):
+                raise SandboxStateError(f"cannot write sandbox state {target}: {exc.strerror or exc}") from None
             raise
         self.dirty = False
 
@@ -149,7 +200,11 @@ class Sandbox:
         while True:
             await asyncio.sleep(0.5)
             if self.dirty:
-                self.save()
+                try:
+                    self.save()
+                except SandboxStateError as exc:  # e.g. disk full: keep serving, say so, retry later
+                    print(f"roomctl sandbox: error: {exc}", file=sys.stderr, flush=True)
+                    await asyncio.sleep(5)
 
     async def _apply_faults(self, method: str, send: Send) -> bool:
         """Returns False when the fault already answered (or dropped) the request."""
