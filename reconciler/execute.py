@@ -12,6 +12,7 @@ from .backends.errors import BackendError, NotFound
 from .backends.limiter import DEFAULT_CONCURRENCY
 from .backends.livekit import LiveKitBackend
 from .backends.plugnmeet import PlugNmeetBackend
+from .engine import Backends, CombinedPlan
 from .plan import Action, ActionKind, Plan
 
 log = logging.getLogger("roomctl.execute")
@@ -142,3 +143,18 @@ async def execute(
                 failed_rooms.add(result.action.room)
         results.extend(done)
     return Results(tuple(results))
+
+
+async def execute_combined(
+    combined: CombinedPlan,
+    backends: Backends,
+    *,
+    concurrency: int = 16,
+    on_result: Callable[[ActionResult], None] | None = None,
+) -> Results:
+    """A run's plan on each backend it involves: LiveKit, then plugNmeet (`apply` and `serve`)."""
+    results = await execute(combined.livekit, backends.livekit, concurrency=concurrency, on_result=on_result)
+    if backends.plugnmeet is not None and combined.plugnmeet.actions:
+        more = await execute(combined.plugnmeet, backends.plugnmeet, concurrency=concurrency, on_result=on_result)
+        results = Results(results.results + more.results)
+    return results

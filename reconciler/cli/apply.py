@@ -10,7 +10,7 @@ import sys
 from ..backends.errors import BackendError
 from ..backends.limiter import DEFAULT_CONCURRENCY
 from ..engine import Backends, CombinedPlan, make_combined_plan, select_inputs
-from ..execute import ActionResult, Results, execute
+from ..execute import ActionResult, Results, execute_combined
 from ..manifests import ManifestError, load_inputs
 from ..plan import Plan, PlanRefused
 from ..render import Progress, render_text, result_line, results_json
@@ -54,11 +54,7 @@ async def run_actions(combined: CombinedPlan, backends: Backends, args: argparse
             print(f"error: {result_line(result)}", file=sys.stderr)
 
     try:
-        results = await execute(combined.livekit, backends.livekit, concurrency=args.concurrency, on_result=report)
-        if backends.plugnmeet is not None and combined.plugnmeet.actions:
-            more = await execute(combined.plugnmeet, backends.plugnmeet, concurrency=args.concurrency,
-                                 on_result=report)
-            results = Results(results.results + more.results)
+        results = await execute_combined(combined, backends, concurrency=args.concurrency, on_result=report)
     except asyncio.CancelledError:  # Ctrl-C: asyncio cancels the run; say what was already done
         progress.finish()
         interrupted_summary(finished, len(plan.actions))

@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import NoReturn
 
-from . import apply, completion, crds, delete, diff, export, operator, sandbox, schema, token, validate
+from . import apply, completion, crds, delete, diff, export, operator, sandbox, schema, serve, token, validate
 
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
-COMMANDS = (validate, diff, apply, delete, export, token, sandbox, operator, crds, schema, completion)
+COMMANDS = (validate, diff, apply, delete, export, token, serve, sandbox, operator, crds, schema, completion)
 
 
 class Parser(argparse.ArgumentParser):

@@ -16,6 +16,7 @@ import httpx
 from google.protobuf import json_format
 from livekit.protocol import webhook as webhook_pb
 
+from ..backends.transport import http_transport
 from ..webhook.wire import CONTENT_TYPE, encode_event, sign
 from .common import Clock, new_id
 
@@ -25,6 +26,7 @@ MAX_AGE = 30.0  # DefaultResourceURLNotifierConfig.MaxAge
 MAX_DEPTH = 200  # DefaultResourceURLNotifierConfig.MaxDepth
 RETRY_WAITS = (1.0, 2.0, 4.0, 8.0)  # hashicorp retryablehttp: RetryMax 4, RetryWaitMin 1 s, doubling
 USER_AGENT = "Go-http-client/1.1"
+MAX_CONNECTIONS = 32
 
 
 class WebhookSender:
@@ -87,8 +89,8 @@ class WebhookSender:
 
     async def _post(self, body: bytes, queued_at: float) -> None:
         if self._client is None:
-            self._client = httpx.AsyncClient(transport=self._transport, timeout=10.0,
-                                             limits=httpx.Limits(max_connections=64))
+            transport = self._transport or http_transport(self.url or "", max_connections=MAX_CONNECTIONS)
+            self._client = httpx.AsyncClient(transport=transport, timeout=10.0)
         for attempt in range(len(RETRY_WAITS) + 1):
             url = self.url
             if not url or self.drop:

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
+import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from ..asgi import Receive, Scope, Send, read_body, respond
@@ -64,3 +66,12 @@ class WebhookApp:
 
 async def _answer(send: Send, status: int) -> None:
     await respond(send, status, WORDS.get(status, b"\n"), "text/plain; charset=utf-8")
+
+
+class QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the host process owns SIGTERM (`roomctl serve`'s
+    graceful stop, kopf's in the operator). Stock uvicorn re-raises a captured signal after shutdown."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
