@@ -12,9 +12,9 @@ overloads a slow or rate-limited one. The limiter adapts, TCP-style, within the 
 - a refusal (429, 503) halves it, at most once per window, and a Retry-After pauses every request
   to that server until then;
 - a 429 also tells it a rate limit exists: from what the server accepted before refusing and how long
-  it asked us to wait, it estimates the rate (accepted / (elapsed + wait)) and from then on paces
-  request starts at that rate, probing 2 % higher each window without a refusal — pacing rather than
-  bursting into the limit and waiting it out again.
+  it asked us to wait, it estimates the rate (accepted in the last minute / (their span + wait)) and
+  from then on paces request starts at that rate, probing 5 % higher each second without a refusal:
+  pacing rather than bursting into the limit and waiting it out again.
 
 It sits in the transport (`LimitedTransport`), below the Twirp client's retry loop: every attempt,
 first or retry, waits its turn; the retry loop still decides what is retried.
@@ -38,6 +38,8 @@ DEFAULT_CONCURRENCY = 64
 REFUSED = frozenset({429, 503})
 RATE_HORIZON = 60.0  # seconds of accepted requests a rate estimate looks back over ("per minute")
 SLACK = 0.002  # seconds of latency noise tolerated on top of the baseline (loopback, timer jitter)
+PROBE = 1.05  # paced rate growth per second without a refusal
+MIN_RATE = 0.5  # requests/s: pacing never starves a run
 
 
 @dataclass
@@ -167,7 +169,7 @@ class AdaptiveLimiter:
             self.limit = max(float(self.minimum), self.limit * max(0.5, threshold / median))
         self.stats.peak_limit = max(self.stats.peak_limit, int(self.limit))
         if self._rate is not None and now >= self._probe_at:
-            self._rate *= 1.02
+            self._rate *= PROBE
             self.stats.paced_rate = self._rate
             self._probe_at = now + 1.0
         self._admit()
@@ -183,15 +185,15 @@ class AdaptiveLimiter:
         until = now + retry_after
         if status == 429 and now >= self._paused_until and self._accepted:
             # The first refusal of a burst (the others were sent before the pause began): what the
-            # server took before refusing, over the time that took plus the wait it asks for.
+            # server took in the last minute, over the time that took plus the wait it asks for
+            # (or over the whole minute, when that is more).
             recent = [t for t in self._accepted if now - t <= RATE_HORIZON]
             span = now - recent[0] if recent else 0.0
-            estimate = max(len(recent), 1) / (span + retry_after)
+            estimate = max(len(recent) / (span + retry_after), len(recent) / RATE_HORIZON, MIN_RATE)
             if self._rate is None or estimate < self._rate:
                 self._rate = estimate
                 self.stats.paced_rate = estimate
             self._probe_at = until + 1.0
-            self._accepted.clear()
         if until > self._paused_until:
             self.stats.paused_seconds += until - max(now, self._paused_until)
             self._paused_until = until

@@ -12,7 +12,13 @@ ID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
 
 def new_id(prefix: str) -> str:
-    return prefix + "".join(secrets.choice(ID_ALPHABET) for _ in range(12))
+    # One urandom read per id, not one per character (it was a tenth of the sandbox's CPU per CreateRoom).
+    number = int.from_bytes(secrets.token_bytes(10))  # 80 bits over 57^12 (~2^70): bias below 2^-10
+    chars = []
+    for _ in range(12):
+        number, digit = divmod(number, 57)
+        chars.append(ID_ALPHABET[digit])
+    return prefix + "".join(chars)
 
 
 class Clock:
