@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from .model import RoomSpec
+from .model.base import MAX_NAME_BYTES
 from .model.plugnmeet import ROOM_ID_RE, PnmSpec
 
 GROUP = "roomctl.dev"
@@ -184,6 +185,7 @@ def _pnm_room_id_rules(root: dict[str, Any], spec: dict[str, Any]) -> None:
     name is the room id; a Kubernetes name can only break the regex with a dot."""
     room_id = spec["properties"]["roomId"]
     room_id["pattern"] = ROOM_ID_RE.pattern
+    room_id["maxLength"] = MAX_NAME_BYTES  # also bounds the CEL rule's cost
     room_id.setdefault("x-kubernetes-validations", []).append({
         "rule": "!self.startsWith('user_') && !self.contains('-FIELD_')",
         "message": "a room id starting with 'user_' or containing '-FIELD_' is reserved by plugNmeet",

@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 
 from pydantic import Field, field_validator, model_validator
 
-from .base import ObjectMeta, PositiveUInt32, ServerRef, Strict
+from .base import MAX_NAME_BYTES, ObjectMeta, PositiveUInt32, ServerRef, Strict
 
 ROOM_ID_RE = re.compile(r"^[a-zA-Z0-9-_]+$")
 SPEC_HASH_KEY = "roomctl.dev/spec-hash"
@@ -210,7 +210,10 @@ class PnmSpec(Strict):
 
 
 def check_room_id(value: str) -> None:
-    """The server's own rules (plugnmeet-api.md §1): regex, and no reserved shapes."""
+    """The server's own rules (plugnmeet-api.md §1): regex, and no reserved shapes. plugNmeet names
+    its LiveKit room after the room id, so LiveKit's name limit (MAX_NAME_BYTES) holds too."""
+    if len(value) > MAX_NAME_BYTES:
+        raise ValueError(f"room id is {len(value)} characters; LiveKit's room name limit is {MAX_NAME_BYTES}")
     if not ROOM_ID_RE.match(value):
         raise ValueError(f"room id {value!r} must match ^[a-zA-Z0-9-_]+$")
     if value.startswith("user_") or "-FIELD_" in value:

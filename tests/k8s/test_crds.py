@@ -155,6 +155,7 @@ PNM_INVALID = {
     "room id with a slash": pnm(roomId="a/b"),
     "non-ASCII room id": pnm(roomId="h\u00e9llo"),
     "empty room id": pnm(roomId=""),
+    "room id over 256 characters": pnm(roomId="a" * 257),
     "reserved user_ prefix (CEL)": pnm(roomId="user_42"),
     "reserved -FIELD_ (CEL)": pnm(roomId="x-FIELD_y"),
     "name with a dot and no roomId (CEL)": pnm(name="physics.101"),
@@ -182,11 +183,11 @@ def test_the_models_refuse_what_the_crd_refuses() -> None:
 
     from reconciler.model.plugnmeet import PlugNmeetRoomManifest
 
-    for name in ("room id with a dot", "reserved user_ prefix (CEL)", "reserved -FIELD_ (CEL)",
+    for name in ("room id with a dot", "reserved user_ prefix (CEL)", "reserved -FIELD_ (CEL)", "room id over 256 characters",
                  "name with a dot and no roomId (CEL)", "non-ASCII room id"):
         with pytest.raises(ValidationError):
             PlugNmeetRoomManifest.model_validate(PNM_INVALID[name])
-    assert validate(PNM_CRD, pnm(roomId="Physics_101-a")) == []
+    assert validate(PNM_CRD, pnm(roomId="Physics_101-a")) == [] and validate(PNM_CRD, pnm(roomId="a" * 256)) == []
     assert validate(PNM_CRD, pnm(name="physics.101", roomId="physics-101")) == []
 
 
