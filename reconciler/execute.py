@@ -67,10 +67,11 @@ async def perform(backend: LiveKitBackend, action: Action) -> ActionResult:
     if kind == ActionKind.UPDATE_ROOM_METADATA:
         await backend.update_room_metadata(room, str(body["metadata"]))
     elif kind == ActionKind.CREATE_DISPATCH:
-        dispatch_id = await backend.create_dispatch(body)
-        return ActionResult(action, True, note=dispatch_id)
+        dispatch_id, how = await backend.create_dispatch(body)
+        return ActionResult(action, True, note=f"{dispatch_id}; {how}" if how else dispatch_id)
     elif kind == ActionKind.DELETE_DISPATCH:
-        await backend.delete_dispatch(room, action.target)
+        if not await backend.delete_dispatch(room, action.target):
+            return ActionResult(action, True, note="already gone")
     elif kind == ActionKind.UPDATE_PARTICIPANT:
         await backend.update_participant(body)
     elif kind == ActionKind.REMOVE_PARTICIPANT:
@@ -126,7 +127,9 @@ async def execute(
                 else:
                     result = await perform(backend, action)
             except BackendError as exc:
-                result = ActionResult(action, False, error=str(exc), cause=exc)
+                # The method that failed, when it is not the action's own (RecreateRoom -> "DeleteRoom: ...").
+                error = f"{exc.method}: {exc}" if exc.method and exc.method != action.kind else str(exc)
+                result = ActionResult(action, False, error=error, cause=exc)
             except Exception as exc:  # a bug must not hide the other results
                 log.exception("unexpected error in %s %s", action.kind, action.room)
                 result = ActionResult(action, False, error=f"internal error: {type(exc).__name__}")

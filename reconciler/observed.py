@@ -49,6 +49,7 @@ class ObservedDispatch:
     metadata: str = ""
     deployment: str = ""
     attributes: dict[str, str] = field(default_factory=dict)
+    created_at: int = 0  # state.created_at, nanoseconds: which of two duplicates is the older
 
     def key(self) -> tuple[str, str, str, tuple[tuple[str, str], ...]]:
         return (self.agent_name, self.metadata, self.deployment, tuple(sorted(self.attributes.items())))
@@ -61,6 +62,7 @@ class ObservedDispatch:
             metadata=str(data.get("metadata", "")),
             deployment=str(data.get("deployment", "")),
             attributes=dict(data.get("attributes") or {}),
+            created_at=int((data.get("state") or {}).get("created_at") or 0),
         )
 
 
@@ -77,6 +79,9 @@ class ObservedRoom:
     # None: not observed (no rules/agents needed it); a tuple: what the server listed.
     participants: tuple[ObservedParticipant, ...] | None = None
     dispatches: tuple[ObservedDispatch, ...] | None = None
+    # Why its participants or dispatches could not be read ("ListDispatch \"r\": unavailable: ..."):
+    # the plan then does nothing to the room and reports it failed; other rooms go on.
+    unreadable: str = ""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ObservedRoom:

@@ -15,8 +15,8 @@ from .plan.core import POLICY_KIND
 JSON_FORMAT_VERSION = "1"
 
 MARKERS = {"create": "+", "update": "~", "recreate": "-/+", "delete": "-", "drift": "!", "in-sync": " ", "absent": " ",
-           "suspended": "="}
-COLOURS = {"+": "32", "~": "33", "-/+": "35", "-": "31", "!": "33", "#": "2"}
+           "suspended": "=", "unreadable": "?"}
+COLOURS = {"+": "32", "~": "33", "-/+": "35", "-": "31", "!": "33", "#": "2", "?": "31"}
 
 
 def use_colour(stream: TextIO, allowed: bool = True) -> bool:
@@ -84,7 +84,8 @@ def _header(room: RoomPlan) -> str:
         where = "  (not declared; inside --prune-scope)"
     sid = f"  sid {room.sid}" if room.sid and room.status != "create" else ""
     label = {"recreate": "  must be re-created", "drift": "  drift not applied",
-             "suspended": "  suspended (spec.suspend: true; nothing done)"}.get(room.status, "")
+             "suspended": "  suspended (spec.suspend: true; nothing done)",
+             "unreadable": "  could not be read; nothing planned"}.get(room.status, "")
     gone = sum(a.disconnects for a in room.actions)
     if room.status == "recreate" or gone:
         label += f"{',' if label else ' '} disconnecting {gone} participant{'' if gone == 1 else 's'}"
@@ -107,6 +108,8 @@ def summary_line(plan: Plan) -> str:
         line += f" {c['policy_participant_changes']} participant change(s) from {POLICY_KIND} rules."
     if c["suspended"]:
         line += f" {c['suspended']} suspended (spec.suspend)."
+    if c["unreadable"]:
+        line += f" {c['unreadable']} room(s) could not be read (see the errors)."
     return line
 
 
@@ -124,6 +127,8 @@ def render_text(plan: Plan, stream: TextIO, *, verbose: int = 0, colour: bool = 
                 stream.write("    " + paint(line_marker, f"{line_marker} {text}") + "\n")
         for drift in room.drifts:
             stream.write("    " + paint("!", _drift_line(drift)) + "\n")
+        if room.error:
+            stream.write("    " + paint("?", f"? {room.error}") + "\n")
         if room.not_verifiable:
             stream.write("    " + paint("#", f"# not verifiable on a live room: {', '.join(room.not_verifiable)}") + "\n")
         stream.write("\n")
@@ -169,6 +174,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
                     for d in room.drifts
                 ],
                 "not_verifiable": list(room.not_verifiable),
+                "error": room.error or None,
             }
             for room in plan.rooms
         ],

@@ -3,6 +3,7 @@ verbatim where it may echo a credential (a real LiveKit echoes the bearer token 
 
 from __future__ import annotations
 
+import json
 import re
 
 _JWT_RE = re.compile(r"eyJ[\w-]*\.[\w-]*\.[\w-]*")
@@ -20,10 +21,22 @@ class BackendError(Exception):
         super().__init__(scrub(message))
         self.code = code
         self.status = status
+        # Where it happened, set by the client that made the call: "ListParticipants", a room name.
+        self.method = ""
+        self.room = ""
 
     @property
     def message(self) -> str:
         return str(self)
+
+    def at(self, method: str, room: str = "") -> BackendError:
+        self.method, self.room = method, room
+        return self
+
+    def describe(self) -> str:
+        """One line naming the method (and room) and the cause: what the user reads."""
+        where = self.method + (f" {json.dumps(self.room, ensure_ascii=False)}" if self.room else "")
+        return f"{where}: {self}" if where else str(self)
 
 
 class AuthFailed(BackendError):
@@ -59,12 +72,30 @@ class TransportFailure(BackendError):
 
     retryable = True
 
-    def __init__(self, message: str, *, sent: bool) -> None:
+    def __init__(self, message: str, *, sent: bool, retryable: bool = True) -> None:
         super().__init__(message)
         self.sent = sent
+        self.retryable = retryable  # False where trying again cannot help (an untrusted certificate)
 
 
 class ServerFailure(BackendError):
     """A 5xx or an unknown/internal Twirp code."""
 
     retryable = True
+
+
+class OutcomeUnknown(BackendError):
+    """A request that is not safe to repeat got no clear answer: it may or may not have acted.
+    The caller re-checks (e.g. ListDispatch) before trying again."""
+
+    def __init__(self, cause: BackendError) -> None:
+        super().__init__(f"outcome unknown: {cause}", code=cause.code, status=cause.status)
+        self.cause = cause
+
+
+class DeadlineExceeded(BackendError):
+    """The run's --deadline passed before this request could complete."""
+
+
+class InvalidServer(BackendError):
+    """The server URL itself is unusable (bad scheme, port out of range): nothing was sent."""

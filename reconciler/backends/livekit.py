@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import ssl
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -14,12 +17,23 @@ from ..model import DesiredPolicy, DesiredRoom
 from ..observed import ObservedDispatch, ObservedParticipant, ObservedRoom, ObservedState
 from ..plan import Selection, what_to_observe
 from ..plan.core import EVERYTHING
-from .errors import NotFound
+from .errors import BackendError, NotFound, OutcomeUnknown
 from .limiter import DEFAULT_CONCURRENCY
 from .twirp import CallObserver, RetryPolicy, TwirpClient
 
 T = TypeVar("T")
+log = logging.getLogger("roomctl.livekit")
 LIST_CHUNK = 2000  # names per ListRooms; keeps a request far below the 10 MiB body limit
+
+
+def _caught(job: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T | BackendError]]:
+    async def run() -> T | BackendError:
+        try:
+            return await job()
+        except BackendError as exc:
+            return exc
+
+    return run
 
 
 class LiveKitBackend:
@@ -34,12 +48,15 @@ class LiveKitBackend:
         retry: RetryPolicy | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
         on_call: CallObserver | None = None,
+        deadline: float | None = None,
+        verify: ssl.SSLContext | None = None,
     ) -> None:
-        self.url = url
         self.concurrency = concurrency
         self.tokens = TokenSource(api_key, api_secret)
         self.twirp = TwirpClient(url, self.tokens, transport=transport, timeout=timeout, retry=retry,
-                                 max_connections=concurrency, on_call=on_call)
+                                 max_connections=concurrency, on_call=on_call, deadline=deadline,
+                                 verify=verify)
+        self.url = self.twirp.base_url  # userinfo removed: safe to print
 
     def __repr__(self) -> str:
         return f"LiveKitBackend(url={self.url!r})"
@@ -103,12 +120,19 @@ class LiveKitBackend:
 
         want_participants = [n for n in rooms if needs[n].participants]
         want_dispatches = [n for n in rooms if needs[n].dispatches]
-        participants = await self._bounded([participants_of(n) for n in want_participants])
-        dispatches = await self._bounded([dispatches_of(n) for n in want_dispatches])
+        # A read that fails after its retries fails only its room (marked unreadable), never the run.
+        participants = await self._bounded([_caught(participants_of(n)) for n in want_participants])
+        dispatches = await self._bounded([_caught(dispatches_of(n)) for n in want_dispatches])
         for name, found in zip(want_participants, participants, strict=True):
-            rooms[name] = replace(rooms[name], participants=tuple(found))
+            if isinstance(found, BackendError):
+                rooms[name] = replace(rooms[name], unreadable=rooms[name].unreadable or found.describe())
+            else:
+                rooms[name] = replace(rooms[name], participants=tuple(found))
         for name, got in zip(want_dispatches, dispatches, strict=True):
-            rooms[name] = replace(rooms[name], dispatches=tuple(got))
+            if isinstance(got, BackendError):
+                rooms[name] = replace(rooms[name], unreadable=rooms[name].unreadable or got.describe())
+            else:
+                rooms[name] = replace(rooms[name], dispatches=tuple(got))
         return ObservedState(rooms, complete=names is None)
 
     # ---- writes -------------------------------------------------------------------------------
@@ -127,13 +151,36 @@ class LiveKitBackend:
     async def remove_participant(self, room: str, identity: str) -> None:
         await self.twirp.call("RoomService", "RemoveParticipant", {"room": room, "identity": identity}, room)
 
-    async def create_dispatch(self, body: dict[str, Any]) -> str:
-        result = await self.twirp.call("AgentDispatchService", "CreateDispatch", body, str(body["room"]))
-        return str(result.get("id", ""))
+    async def create_dispatch(self, body: dict[str, Any]) -> tuple[str, str]:
+        """Create one dispatch; returns (id, note). CreateDispatch is not idempotent (two calls, two
+        agents): when an attempt's outcome is unknown (no answer, a 5xx), ListDispatch says whether
+        it acted, and only if no such dispatch is there is it sent again (same request id)."""
+        room = str(body["room"])
+        wanted = ObservedDispatch.from_json(body).key()
+        request_id = str(uuid.uuid4())
+        attempt = 0
+        while True:
+            try:
+                result = await self.twirp.call("AgentDispatchService", "CreateDispatch", body, room, request_id)
+                return str(result.get("id", "")), "re-sent after an unknown outcome" if attempt else ""
+            except OutcomeUnknown as exc:
+                attempt += 1
+                found = [d for d in await self.list_dispatches(room) if d.key() == wanted]
+                if found:
+                    return found[0].id, "found by ListDispatch after the answer was lost"
+                if attempt >= self.twirp.retry.attempts:
+                    raise exc.cause.at(exc.method, exc.room) from None
+                log.info("CreateDispatch %s: outcome unknown (%s), not created: sending again", room, exc.cause)
+                await asyncio.sleep(self.twirp.retry.backoff(attempt - 1, self.twirp.rng))
 
-    async def delete_dispatch(self, room: str, dispatch_id: str) -> None:
-        await self.twirp.call("AgentDispatchService", "DeleteDispatch", {"room": room, "dispatch_id": dispatch_id},
-                              room)
+    async def delete_dispatch(self, room: str, dispatch_id: str) -> bool:
+        """False when it was already gone (a retry after a lost answer, or another writer)."""
+        try:
+            await self.twirp.call("AgentDispatchService", "DeleteDispatch",
+                                  {"room": room, "dispatch_id": dispatch_id}, room)
+        except NotFound:
+            return False
+        return True
 
     async def wait_gone(self, room: str, timeout: float = 15.0, interval: float = 0.2) -> bool:
         """Poll until ListRooms no longer shows the room (a re-create must not hit the old one)."""

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import logging
+import ssl
 from typing import Any
 
 import httpx
@@ -22,8 +23,8 @@ from .errors import (
     InvalidArgument,
     NotFound,
     ServerFailure,
-    TransportFailure,
 )
+from .failures import parse_server_url, tls_verify, transport_failure
 from .transport import http_transport
 
 log = logging.getLogger("roomctl.plugnmeet")
@@ -55,14 +56,17 @@ def _business_error(method: str, reply: dict[str, Any]) -> BackendError:
 class PlugNmeetBackend:
     def __init__(self, url: str, api_key: str, api_secret: str, *,
                  transport: httpx.AsyncBaseTransport | None = None, timeout: float = 30.0,
-                 attempts: int = 4, lock_wait: float = 45.0) -> None:
-        self.url = url.rstrip("/")
+                 attempts: int = 4, lock_wait: float = 45.0, verify: ssl.SSLContext | None = None) -> None:
+        self.url = parse_server_url(url).base  # userinfo removed: safe to print
+        self.timeout = timeout
         self.api_key = api_key
         self._secret = api_secret
         self.attempts = attempts
         self.lock_wait = lock_wait
         # 30 s: a create straight after endRoom may block ~15 s on the room lock (§3).
-        self.client = httpx.AsyncClient(transport=transport or http_transport(self.url, max_connections=16), timeout=httpx.Timeout(timeout, connect=min(timeout, 5)))
+        self.client = httpx.AsyncClient(
+            transport=transport or http_transport(self.url, max_connections=16, verify=verify or tls_verify()),
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 5)))
 
     def __repr__(self) -> str:
         return f"PlugNmeetBackend(url={self.url!r})"
@@ -78,10 +82,11 @@ class PlugNmeetBackend:
         while True:
             attempt += 1
             try:
-                response = await self.client.post(f"{self.url}/auth/room/{method}", content=body, headers=headers)
-            except httpx.TransportError as exc:
-                error: BackendError = TransportFailure(f"no answer from {self.url}: {type(exc).__name__}",
-                                                       sent=not isinstance(exc, httpx.ConnectError))
+                async with asyncio.timeout(self.timeout):  # the whole answer, a slow body included
+                    response = await self.client.post(f"{self.url}/auth/room/{method}", content=body,
+                                                      headers=headers)
+            except (httpx.TransportError, OSError, TimeoutError) as exc:
+                error: BackendError = transport_failure(exc, self.url, self.timeout)
             else:
                 if response.status_code == 401:
                     raise AuthFailed("plugNmeet refused the request (HTTP 401): check PLUGNMEET_API_KEY and "

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import math
 import random
+import ssl
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,13 +22,17 @@ from .errors import (
     AuthFailed,
     BackendError,
     Conflict,
+    DeadlineExceeded,
     InvalidArgument,
+    InvalidServer,
     NotFound,
+    OutcomeUnknown,
     RateLimited,
     ServerFailure,
     TransportFailure,
     Unavailable,
 )
+from .failures import not_twirp, parse_server_url, tls_verify, transport_failure
 from .limiter import AdaptiveLimiter, LimitedTransport
 from .transport import http_transport
 
@@ -38,6 +46,11 @@ ROUTED = frozenset(
     {"SendData", "MutePublishedTrack", "UpdateSubscriptions", "UpdateParticipant", "RemoveParticipant",
      "UpdateRoomMetadata", "DeleteRoom", "CreateDispatch", "ListDispatch", "DeleteDispatch"}
 )
+# The server-side wait a routed call may take (X-Twirp-Timeout-Ms): a routed call on a room that is
+# not live hangs ~15 s on a real server (livekit-api.md §3.3); a live one answers in milliseconds.
+ROUTED_TIMEOUT = 5.0
+# Sent per logical request, the same on each retry (server-sdk-go's idempotency key).
+REQUEST_ID_HEADER = "X-Livekit-Request-Id"
 # Not idempotent: retried only when the request surely never reached the server (livekit-api.md §3.4).
 NOT_IDEMPOTENT = frozenset({"CreateDispatch"})
 
@@ -54,23 +67,27 @@ class RetryPolicy:
         return rng.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
 
 
-def _map_error(response: httpx.Response) -> BackendError:
+def _map_error(response: httpx.Response, server: str) -> BackendError:
     status = response.status_code
-    try:
+    body: Any = None
+    with contextlib.suppress(ValueError):
         body = response.json()
-        code = str(body.get("code", "")) if isinstance(body, dict) else ""
-        msg = str(body.get("msg", "")) if isinstance(body, dict) else ""
-    except ValueError:
-        code, msg = "", ""
+    is_twirp = isinstance(body, dict) and "code" in body
+    code = str(body.get("code", "")) if is_twirp else ""
+    msg = str(body.get("msg", "")) if is_twirp else ""
     if status == 401 or code == "unauthenticated":
         # Never the server's text: some 401 bodies echo the whole bearer token.
         hint = "the API key or secret is wrong, a grant is missing, or the clocks differ by over a minute"
-        return AuthFailed(f"authentication failed (HTTP 401): {hint}", code=code or "unauthenticated", status=status)
+        return AuthFailed(f"authentication failed (HTTP 401) at {server}: {hint}", code=code or "unauthenticated",
+                          status=status)
     if status == 429 or code == "resource_exhausted":
         retry_after = response.headers.get("retry-after")
         seconds = float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() else None
         return RateLimited("rate limited (HTTP 429)", retry_after=seconds, code=code, status=status)
-    text = f"{code or 'http ' + str(status)}: {msg}" if msg else (code or f"HTTP {status}")
+    if not is_twirp and status not in (502, 503, 504):
+        # Not LiveKit's answer (Twirp errors are always a JSON {code, msg}): a wrong path or host.
+        return not_twirp(server, response.request.url.path, status, response.headers.get("content-type", ""))
+    text = f"{code or 'http ' + str(status)}: {msg}" if msg else (code or f"HTTP {status} from {server}")
     if code == "not_found" or (status == 404 and code != "bad_route"):
         return NotFound(text, code=code, status=status)
     if code in ("invalid_argument", "malformed", "out_of_range", "bad_route"):
@@ -84,7 +101,22 @@ def _map_error(response: httpx.Response) -> BackendError:
     return BackendError(text, code=code, status=status)
 
 
+def _json_reply(response: httpx.Response, server: str) -> dict[str, Any]:
+    try:
+        result = response.json()
+    except ValueError:
+        result = None
+    if not isinstance(result, dict):
+        raise not_twirp(server, response.request.url.path, response.status_code,
+                        response.headers.get("content-type", ""))
+    return result
+
+
 class TwirpClient:
+    """One client per server. `deadline` is a time.monotonic() instant the whole run must finish by:
+    no attempt outlives it, and a retry that would not fit is not made (the last error is raised,
+    marked as DeadlineExceeded)."""
+
     def __init__(
         self,
         base_url: str,
@@ -95,21 +127,25 @@ class TwirpClient:
         retry: RetryPolicy | None = None,
         max_connections: int = 32,
         on_call: CallObserver | None = None,
+        deadline: float | None = None,
+        verify: ssl.SSLContext | None = None,
     ) -> None:
         self.on_call = on_call
-        self.base_url = base_url.rstrip("/")
-        if self.base_url.startswith("ws"):
-            self.base_url = "http" + self.base_url[2:]
+        self.server = parse_server_url(base_url)
+        self.base_url = self.server.base
         self.tokens = tokens
         self.timeout = timeout
+        self.deadline = deadline
         self.retry = retry or RetryPolicy()
         self.rng = random.Random()
         self.calls: dict[str, int] = {}
         # Requests in flight adapt up to max_connections (backends/limiter.py). TLS settings go to
         # http_transport(verify=...): httpx ignores AsyncClient(verify=) when given a transport.
+        self.ssl_context = verify or tls_verify()
         self.limiter = AdaptiveLimiter(max_connections)
         self.client = httpx.AsyncClient(
-            transport=LimitedTransport(transport or http_transport(self.base_url, max_connections=max_connections),
+            transport=LimitedTransport(transport or http_transport(self.base_url, max_connections=max_connections,
+                                                                   verify=self.ssl_context),
                                        self.limiter),
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
@@ -118,40 +154,68 @@ class TwirpClient:
     async def aclose(self) -> None:
         await self.client.aclose()
 
-    async def call(self, service: str, method: str, body: dict[str, Any], room: str = "") -> dict[str, Any]:
+    def remaining(self) -> float:
+        """Seconds left before the run's deadline (inf without one)."""
+        return math.inf if self.deadline is None else self.deadline - time.monotonic()
+
+    async def call(self, service: str, method: str, body: dict[str, Any], room: str = "",
+                   request_id: str | None = None) -> dict[str, Any]:
+        """One logical request: the same X-Livekit-Request-Id on every attempt (as the Go SDK sends
+        it). Errors come back typed and located (`error.method`, `error.room`)."""
+        try:
+            return await self._call(service, method, body, room, request_id or str(uuid.uuid4()))
+        except BackendError as exc:
+            raise exc.at(method, room) from None
+
+    async def _call(self, service: str, method: str, body: dict[str, Any], room: str,
+                    request_id: str) -> dict[str, Any]:
         url = f"{self.base_url}/twirp/livekit.{service}/{method}"
         payload = json.dumps(body, separators=(",", ":")).encode()
+        server = self.server.display
         attempt = 0
         while True:
+            left = self.remaining()
+            if left <= 0.05:
+                raise DeadlineExceeded(f"deadline reached before {method} could be sent")
+            # One bound for the whole attempt (connect, send, a body that trickles in), never past the deadline.
+            budget = min(self.timeout, left)
             headers = {
                 "Content-Type": "application/json",
                 "Authorization": "Bearer " + self.tokens.for_call(method, room),
+                REQUEST_ID_HEADER: request_id,
             }
             if method in ROUTED:
-                headers["X-Twirp-Timeout-Ms"] = str(int(self.timeout * 1000))
+                # The server gives up first and answers, rather than our client timing out blind.
+                headers["X-Twirp-Timeout-Ms"] = str(max(100, int(min(ROUTED_TIMEOUT, budget * 0.8) * 1000)))
             self.calls[method] = self.calls.get(method, 0) + 1
-            log.debug("POST %s/%s room=%s attempt=%d", service, method, room, attempt + 1)
+            log.debug("POST %s/%s room=%s attempt=%d request_id=%s", service, method, room, attempt + 1, request_id)
             started = time.monotonic()
             try:
-                response = await self.client.post(url, content=payload, headers=headers)
+                async with asyncio.timeout(budget):
+                    response = await self.client.post(url, content=payload, headers=headers)
                 if response.status_code == 200:
-                    result: dict[str, Any] = response.json()
+                    result = _json_reply(response, server)
                     self._observe(method, started, "ok")
                     return result
-                error: BackendError = _map_error(response)
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                error = TransportFailure(f"cannot connect to {self.base_url}: {type(exc).__name__}", sent=False)
-            except httpx.PoolTimeout:
-                error = TransportFailure("no free connection in the pool", sent=False)
-            except httpx.TransportError as exc:
-                error = TransportFailure(f"no answer from {self.base_url}: {type(exc).__name__}", sent=True)
+                error: BackendError = _map_error(response, server)
+            except BackendError:
+                self._observe(method, started, "BackendError")
+                raise
+            except (httpx.TransportError, OSError, TimeoutError) as exc:
+                error = transport_failure(exc, server, budget)
+            except httpx.InvalidURL:
+                raise InvalidServer(f"invalid server URL {server}") from None
             self._observe(method, started, type(error).__name__)
             attempt += 1
             if not self._should_retry(method, error, attempt):
+                if method in NOT_IDEMPOTENT and _outcome_unknown(error):
+                    raise OutcomeUnknown(error)
                 raise error
             delay = self.retry.backoff(attempt - 1, self.rng)
             if isinstance(error, RateLimited) and error.retry_after is not None:
                 delay = min(error.retry_after, self.retry.max_retry_after)
+            if delay >= self.remaining() - 0.05:
+                raise DeadlineExceeded(f"deadline reached after {attempt} attempt(s); last: {error}")
             log.info("%s failed (%s); retry %d in %.2fs", method, error, attempt, delay)
             await asyncio.sleep(delay)
 
@@ -164,6 +228,15 @@ class TwirpClient:
             return False
         if method in NOT_IDEMPOTENT:
             # A 429 or a refused connection means the server did nothing; anything else may have
-            # created the dispatch already, and a second one would start a second agent.
-            return isinstance(error, RateLimited) or (isinstance(error, TransportFailure) and not error.sent)
+            # created the dispatch already: the caller re-checks before trying again.
+            return not _outcome_unknown(error)
         return True
+
+
+def _outcome_unknown(error: BackendError) -> bool:
+    """True when the server may have acted: no answer after sending, or a 5xx."""
+    if isinstance(error, RateLimited):
+        return False
+    if isinstance(error, TransportFailure):
+        return error.sent
+    return isinstance(error, ServerFailure | Unavailable)

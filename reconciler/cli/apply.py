@@ -43,6 +43,8 @@ async def run_actions(combined: CombinedPlan, backends: Backends, args: argparse
     """Execute a plan with a progress line (not with -q), errors on stderr as they happen, and on
     Ctrl-C a summary of what was already done."""
     plan = combined.merged
+    for room in plan.unreadable:  # each room whose observation failed, by method and room
+        print(f"error: {room.error}", file=sys.stderr)
     progress = Progress(len(plan.actions), enabled=not args.quiet)
     finished: list[ActionResult] = []
 
@@ -72,10 +74,11 @@ def report_results(args: argparse.Namespace, plan: Plan, results: Results, verb:
             for result in results.results:
                 print(result_line(result))
         done = len(results.results) - len(results.failed)
-        print(f"\n{verb} complete: {done} action(s) succeeded, {len(results.failed)} failed.")
+        unread = f"; {len(plan.unreadable)} room(s) could not be read" if plan.unreadable else ""
+        print(f"\n{verb} complete: {done} action(s) succeeded, {len(results.failed)} failed{unread}.")
         if skipped:
             print(skipped)
-    return 0 if results.ok else 1
+    return 0 if results.ok and not plan.unreadable else 1
 
 
 async def _apply(args: argparse.Namespace) -> int:
@@ -109,6 +112,9 @@ def run(args: argparse.Namespace) -> int:
         return asyncio.run(_apply(args))
     except ManifestError as exc:
         return report_manifest_error(exc)
-    except (UsageError, PlanRefused, BackendError) as exc:
+    except BackendError as exc:
+        print(f"error: {exc.describe()}", file=sys.stderr)
+        return 1
+    except (UsageError, PlanRefused) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import fcntl
 import logging
 import math
 import os
+import ssl
 import sys
+import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
+from ..backends.errors import InvalidServer
+from ..backends.failures import parse_server_url, tls_verify
 from ..backends.limiter import DEFAULT_CONCURRENCY
 from ..backends.livekit import LiveKitBackend
 from ..backends.plugnmeet import PlugNmeetBackend
@@ -22,6 +27,7 @@ from ..model import API_VERSION
 from ..sandbox.defaults import DEFAULT_API_KEY, DEFAULT_API_SECRET, DEFAULT_PNM_KEY, DEFAULT_PNM_SECRET, EMBEDDED_URL
 
 EMBEDDED_STATE = Path(".roomctl") / "sandbox.json"
+EMBEDDED_LOCK = Path(".roomctl") / "sandbox.lock"
 
 
 class UsageError(Exception):
@@ -49,15 +55,12 @@ def seconds_or_zero(text: str) -> float:
 
 def check_url(url: str, where: str) -> str:
     """A server URL that can be dialled: http(s) or ws(s), a host, a port in range. Caught here, as a
-    usage error, so it never surfaces as an OverflowError deep in the transport. The URL itself is not
-    echoed: it may carry user:password."""
+    usage error, so it never surfaces as an OverflowError deep in the transport. Named with any
+    user:password removed (backends/failures.py, the same check the clients make)."""
     try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError when out of range or not a number
-    except ValueError as exc:
-        raise UsageError(f"{where}: invalid URL ({exc})") from None
-    if parts.scheme not in ("http", "https", "ws", "wss") or not parts.hostname:
-        raise UsageError(f"{where}: expected http(s):// or ws(s):// and a host, e.g. https://livekit.example.com")
+        parse_server_url(url)
+    except InvalidServer as exc:
+        raise UsageError(f"{where}: {exc}") from None
     return url
 
 
@@ -67,7 +70,51 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--api-key", help="API key (env LIVEKIT_API_KEY)")
     group.add_argument("--api-secret-file", type=Path,
                        help="file holding the API secret (else env LIVEKIT_API_SECRET; never a plain flag)")
-    group.add_argument("--timeout", type=seconds, default=10.0, help="seconds per request (default 10)")
+    group.add_argument("--timeout", type=seconds, default=10.0,
+                       help="seconds one request may take in all, a slow body included (default 10)")
+    group.add_argument("--deadline", type=seconds, default=DEFAULT_DEADLINE,
+                       help=f"seconds the whole run may take; what is unfinished then is reported as failed "
+                            f"(default {DEFAULT_DEADLINE:g})")
+    group.add_argument("--ca-file", type=Path, help="PEM file of a CA to trust for the server's TLS certificate")
+    group.add_argument("--insecure-skip-tls-verify", action="store_true",
+                       help="do not verify the server's TLS certificate (insecure: for test servers only)")
+
+
+DEFAULT_DEADLINE = 900.0
+
+
+def tls_settings(args: argparse.Namespace) -> ssl.SSLContext:
+    insecure = bool(getattr(args, "insecure_skip_tls_verify", False))
+    if insecure:
+        print("warning: TLS certificate verification is OFF (--insecure-skip-tls-verify): anyone on the path "
+              "can read and change this traffic", file=sys.stderr)
+    return tls_verify(getattr(args, "ca_file", None), insecure)
+
+
+@asynccontextmanager
+async def embedded_lock(deadline: float, quiet: bool) -> AsyncIterator[None]:
+    """One run at a time on the embedded sandbox: the lock is held from loading the state file to
+    saving it, so two runs never lose each other's updates. A second run waits (until its deadline)."""
+    EMBEDDED_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(EMBEDDED_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise UsageError(f"the embedded sandbox ({EMBEDDED_STATE}) is in use by another roomctl run; "
+                                     "gave up at the --deadline") from None
+                if not told and not quiet:
+                    print(f"roomctl: waiting for another roomctl run to finish with the embedded sandbox "
+                          f"({EMBEDDED_LOCK})", file=sys.stderr)
+                    told = True
+                await asyncio.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def setup_logging(args: argparse.Namespace) -> None:
@@ -152,62 +199,65 @@ def pnm_settings() -> ServerSettings | None:
 async def open_backends(args: argparse.Namespace, concurrency: int = DEFAULT_CONCURRENCY,
                         plugnmeet: bool = False) -> AsyncIterator[Backends]:
     """LiveKit (and plugNmeet when asked), each real when configured, else the embedded sandbox
-    (one shared instance, saved once). A real LiveKit with an unconfigured plugNmeet is an error:
-    silently using the sandbox for half of the rooms would mislead."""
+    (one shared instance, saved once, under a file lock). A real LiveKit with an unconfigured
+    plugNmeet is an error: silently using the sandbox for half of the rooms would mislead."""
+    deadline = time.monotonic() + getattr(args, "deadline", DEFAULT_DEADLINE)
     settings = server_settings(args)
     pnm = pnm_settings() if plugnmeet else None
     if plugnmeet and pnm is None and settings.url is not None:
         raise UsageError("PlugNmeetRoom documents need a plugNmeet server: set PLUGNMEET_URL, "
                          "PLUGNMEET_API_KEY and PLUGNMEET_API_SECRET")
-    sandbox = None
-    if settings.url is None or (plugnmeet and pnm is None):
-        from ..sandbox import (  # only when used: ~0.1 s of imports
-            EmbeddedTransport,
-            Sandbox,
-            SandboxConfig,
-            SandboxStateError,
-        )
+    embedded = settings.url is None or (plugnmeet and pnm is None)
+    async with AsyncExitStack() as stack:
+        sandbox = None
+        if embedded:
+            from ..sandbox import (  # only when used: ~0.1 s of imports
+                EmbeddedTransport,
+                Sandbox,
+                SandboxConfig,
+                SandboxStateError,
+            )
 
-        # The embedded sandbox sends webhooks too, when asked (env: there are no sandbox flags here).
-        try:
-            sandbox = Sandbox(SandboxConfig(state_file=EMBEDDED_STATE,
-                                            webhook_url=os.environ.get("ROOMCTL_SANDBOX_WEBHOOK_URL") or None))
-        except SandboxStateError as exc:
-            raise UsageError(str(exc)) from None
-        if not args.quiet:
-            print(f"roomctl: no LIVEKIT_URL set; using the embedded sandbox ({EMBEDDED_STATE})", file=sys.stderr)
-    if settings.url is None:
-        assert sandbox is not None
-        livekit = LiveKitBackend(EMBEDDED_URL, settings.api_key, settings.api_secret,
-                                 transport=EmbeddedTransport(sandbox), timeout=args.timeout, concurrency=concurrency)
-    else:
-        livekit = LiveKitBackend(settings.url, settings.api_key, settings.api_secret, timeout=args.timeout,
-                                 concurrency=concurrency)
-    pnm_backend = None
-    if plugnmeet:
-        if pnm is None:
-            assert sandbox is not None
-            pnm_backend = PlugNmeetBackend(EMBEDDED_URL, DEFAULT_PNM_KEY, DEFAULT_PNM_SECRET,
-                                           transport=EmbeddedTransport(sandbox))
-        else:
-            assert pnm.url is not None
-            pnm_backend = PlugNmeetBackend(pnm.url, pnm.api_key, pnm.api_secret)
-    try:
-        yield Backends(livekit, pnm_backend)
-    finally:
-        if sandbox is not None:
-            await sandbox.webhooks.flush()  # what this run caused is delivered before the process ends
-            await sandbox.webhooks.aclose()
-        await livekit.aclose()
-        if pnm_backend is not None:
-            await pnm_backend.aclose()
-        if sandbox is not None and sandbox.dirty:
-            from ..sandbox import SandboxStateError as StateError
-
+            await stack.enter_async_context(embedded_lock(deadline, args.quiet))
+            # The embedded sandbox sends webhooks too, when asked (env: there are no sandbox flags here).
             try:
-                sandbox.save()
-            except StateError as exc:
+                sandbox = Sandbox(SandboxConfig(state_file=EMBEDDED_STATE,
+                                                webhook_url=os.environ.get("ROOMCTL_SANDBOX_WEBHOOK_URL") or None))
+            except SandboxStateError as exc:
                 raise UsageError(str(exc)) from None
+            if not args.quiet:
+                print(f"roomctl: no LIVEKIT_URL set; using the embedded sandbox ({EMBEDDED_STATE})", file=sys.stderr)
+        verify = tls_settings(args) if settings.url is not None or pnm is not None else None
+        if settings.url is None:
+            assert sandbox is not None
+            livekit = LiveKitBackend(EMBEDDED_URL, settings.api_key, settings.api_secret,
+                                     transport=EmbeddedTransport(sandbox), timeout=args.timeout,
+                                     concurrency=concurrency, deadline=deadline)
+        else:
+            livekit = LiveKitBackend(settings.url, settings.api_key, settings.api_secret, timeout=args.timeout,
+                                     concurrency=concurrency, deadline=deadline, verify=verify)
+        stack.push_async_callback(livekit.aclose)
+        pnm_backend = None
+        if plugnmeet:
+            if pnm is None:
+                assert sandbox is not None
+                pnm_backend = PlugNmeetBackend(EMBEDDED_URL, DEFAULT_PNM_KEY, DEFAULT_PNM_SECRET,
+                                               transport=EmbeddedTransport(sandbox))
+            else:
+                assert pnm.url is not None
+                pnm_backend = PlugNmeetBackend(pnm.url, pnm.api_key, pnm.api_secret, verify=verify)
+            stack.push_async_callback(pnm_backend.aclose)
+        try:
+            yield Backends(livekit, pnm_backend)
+        finally:
+            if sandbox is not None:
+                await sandbox.webhooks.flush()  # what this run caused is delivered before the process ends
+                await sandbox.webhooks.aclose()
+                if sandbox.dirty:
+                    try:
+                        sandbox.save()
+                    except SandboxStateError as exc:
+                        raise UsageError(str(exc)) from None
 
 
 @asynccontextmanager

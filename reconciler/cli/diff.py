@@ -45,6 +45,10 @@ async def _diff(args: argparse.Namespace) -> int:
         render_text(plan, sys.stdout, verbose=args.verbose, colour=not args.no_color)
         if skipped:
             print(skipped)
+    for room in plan.unreadable:
+        print(f"error: {room.error}", file=sys.stderr)
+    if plan.unreadable:
+        return 1  # neither "in sync" nor "changes pending" can be said of a room that was not read
     if plan.has_changes or (args.fail_on_drift and plan.drifts):
         return 2
     return 0
@@ -59,5 +63,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except BackendError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc.describe()}", file=sys.stderr)
         return 1

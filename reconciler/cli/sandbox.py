@@ -35,6 +35,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     serve.add_argument("--throttle-rate", type=float, default=0.0, help="share answered 429 + Retry-After")
     serve.add_argument("--reset-rate", type=float, default=0.0, help="share of connections dropped")
     serve.add_argument("--hang-rate", type=float, default=0.0, help="share of requests never answered")
+    serve.add_argument("--lose-rate", type=float, default=0.0,
+                       help="share of requests carried out whose answer is then dropped (a lost response)")
     serve.add_argument("--rate-limit", metavar="N/min", help="429 resource_exhausted beyond N requests a minute")
     serve.add_argument("--webhook-url", metavar="URL",
                        help="POST LiveKit webhooks here, signed like the real server (room_started/finished, "
@@ -80,6 +82,7 @@ def build_sandbox(args: argparse.Namespace) -> Sandbox:
             "throttle_rate": args.throttle_rate,
             "reset_rate": args.reset_rate,
             "hang_rate": args.hang_rate,
+            "lose_rate": args.lose_rate,
         }
     )
     if fault != Fault():

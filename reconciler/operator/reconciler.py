@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..backends.errors import BackendError
+from ..backends.errors import BackendError, Unavailable
 from ..execute import ActionResult, execute
 from ..plan import Plan, RoomPlan
 from . import metrics
@@ -146,6 +146,9 @@ class Reconciler:
 
     async def _apply(self, obj: RoomObject, desired: Any, observed: Any, backend: Any, trigger: str) -> Outcome:
         room_plan = self.ops(obj).plan(desired, observed)
+        if room_plan.status == "unreadable":
+            # Its participants or dispatches could not be read: this object fails (and retries) alone.
+            return self._failed(obj, Unavailable(room_plan.error), trigger)
         results: tuple[ActionResult, ...] = ()
         if room_plan.actions:
             done = await execute(Plan((room_plan,)), backend, concurrency=self.concurrency)

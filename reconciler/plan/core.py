@@ -95,13 +95,14 @@ class Drift:
 class RoomPlan:
     name: str
     source: str  # file:line of the manifest, or "" for an undeclared room
-    status: str  # create | recreate | update | delete | in-sync | drift | absent | suspended
+    status: str  # create | recreate | update | delete | in-sync | drift | absent | suspended | unreadable
     sid: str = ""
     actions: tuple[Action, ...] = ()
     drifts: tuple[Drift, ...] = ()
     not_verifiable: tuple[str, ...] = ()
     kind: str = "Room"  # the manifest kind, which says the backend: Room (LiveKit) or PlugNmeetRoom
     policies: tuple[str, ...] = ()  # the RoomPolicies that matched this live room, in the order applied
+    error: str = ""  # status unreadable: which read failed and why ("ListDispatch: unavailable: ...")
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,11 @@ class Plan:
     def has_changes(self) -> bool:
         return any(room.actions for room in self.rooms)
 
+    @property
+    def unreadable(self) -> list[RoomPlan]:
+        """Rooms whose observation failed: nothing planned for them; the run must not end 'ok'."""
+        return [room for room in self.rooms if room.status == "unreadable"]
+
     def counts(self) -> dict[str, int]:
         counts = {"create": 0, "update": 0, "recreate": 0, "delete": 0}
         for room in self.rooms:
@@ -129,6 +135,7 @@ class Plan:
                 counts[room.status] += 1
         counts["drift"] = len(self.drifts)
         counts["suspended"] = sum(1 for room in self.rooms if room.status == "suspended")
+        counts["unreadable"] = len(self.unreadable)
         counts["unmanaged"] = self.unmanaged
         counts["policy_participant_changes"] = sum(
             1 for a in self.actions

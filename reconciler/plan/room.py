@@ -220,31 +220,49 @@ def plan_participants(room: str, rules: Sequence[SourcedRule],
     return actions, drifts
 
 
+def _delete_dispatch(room: str, dispatch: ObservedDispatch, why: str, source: str) -> Action:
+    label = (dispatch.agent_name or '"" (implicit)') + (f" ({why})" if why else "")
+    return Action(ActionKind.DELETE_DISPATCH, room, (FieldChange("agent", label, None),),
+                  {"room": room, "dispatch_id": dispatch.id}, target=dispatch.id, source=source)
+
+
 def plan_dispatches(room: str, agents: Sequence[SourcedAgent], observed: Sequence[ObservedDispatch],
                     exact_source: str | None = None) -> tuple[list[Action], list[Drift]]:
-    """Create each declared dispatch the room lacks; with `exact_source` (agents: Exact) also delete
-    every dispatch nothing declares."""
+    """One dispatch per declared agent, whatever the mode. Create each one the room lacks; delete
+    duplicates of a declared dispatch (two writers, a lost answer), keeping the oldest (created_at,
+    then id, so two writers agree); replace a dispatch of a declared agent whose metadata,
+    deployment or attributes changed (delete old, create new), so Additive never leaves two of one
+    agent. With `exact_source` (agents: Exact) also delete every dispatch nothing declares."""
     actions: list[Action] = []
     drifts: list[Drift] = []
-    unmatched = list(observed)
+
+    def add(entry: SourcedAgent, planned: list[Action]) -> None:
+        if entry.observe_only:
+            drifts.extend(_observe_only(room, planned))
+        else:
+            actions.extend(planned)
+
+    oldest_first = sorted(observed, key=lambda d: (d.created_at, d.id))
+    claimed: set[str] = set()
     for entry in agents:
         agent = entry.agent
-        match = next((d for d in unmatched if d.key() == agent.key()), None)
-        if match is not None:
-            unmatched.remove(match)
+        same = [d for d in oldest_first if d.key() == agent.key()]
+        if same:
+            claimed.update(d.id for d in same)
+            add(entry, [_delete_dispatch(room, d, f"duplicate of {same[0].id}", entry.source) for d in same[1:]])
             continue
         request = {"room": room, **_agent_request(agent)}
-        action = Action(ActionKind.CREATE_DISPATCH, room, (FieldChange("agent", None, agent.agent_name),),
-                        request, source=entry.source)
-        if entry.observe_only:
-            drifts.extend(_observe_only(room, [action]))
-        else:
-            actions.append(action)
-    if exact_source is not None:
-        for extra in unmatched:
-            label = extra.agent_name or '"" (implicit)'
-            actions.append(Action(ActionKind.DELETE_DISPATCH, room, (FieldChange("agent", label, None),),
-                                  {"room": room, "dispatch_id": extra.id}, target=extra.id, source=exact_source))
+        add(entry, [Action(ActionKind.CREATE_DISPATCH, room, (FieldChange("agent", None, agent.agent_name),),
+                           request, source=entry.source)])
+    by_name = {entry.agent.agent_name: entry for entry in agents}
+    for extra in oldest_first:
+        if extra.id in claimed:
+            continue
+        owner = by_name.get(extra.agent_name)
+        if owner is not None:
+            add(owner, [_delete_dispatch(room, extra, "replaced: its settings changed", owner.source)])
+        elif exact_source is not None:
+            actions.append(_delete_dispatch(room, extra, "", exact_source))
     return actions, drifts
 
 
@@ -314,6 +332,10 @@ def plan_room(desired: DesiredRoom | None, observed: ObservedRoom | None,
         drop_implicit = policy.agents == "Exact" and not creation.get("agents")
     if spec.suspend:  # Flux's suspend: reported, nothing done (RoomPolicies included)
         return RoomPlan(name, source, "suspended", observed.sid if observed else "", policies=governance.policies)
+    if observed is not None and observed.unreadable:
+        # Part of the room could not be read: nothing is decided on half a picture; the room fails alone.
+        return RoomPlan(name, source, "unreadable", observed.sid, policies=governance.policies,
+                        error=observed.unreadable)
     if observed is None:
         assert desired is not None
         if policy.lifecycle == "OnDemand":

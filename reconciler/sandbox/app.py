@@ -206,13 +206,22 @@ class Sandbox:
                     print(f"roomctl sandbox: error: {exc}", file=sys.stderr, flush=True)
                     await asyncio.sleep(5)
 
-    async def _apply_faults(self, method: str, send: Send) -> bool:
-        """Returns False when the fault already answered (or dropped) the request."""
+    async def _apply_faults(self, method: str, send: Send) -> Send | None:
+        """None when the fault already answered (or dropped) the request; else the `send` to answer
+        with, which for a lost answer drops the connection instead (after the request was carried out)."""
         decision = self.faults.decide(method)
         if decision.delay:
             await asyncio.sleep(decision.delay)
         if decision.outcome == "pass":
-            return True
+            return send
+        if decision.outcome == "lose":
+            async def lose(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    await send({"type": "http.response.start", "status": 200,
+                                "headers": [(b"content-length", b"64")]})
+                    raise ConnectionDropped(method)
+
+            return lose
         if decision.outcome in ("throttle", "rate_limited"):
             err = TwirpError("resource_exhausted", "rate limit exceeded")
             await _respond_json(send, 429, err.body(), {"retry-after": str(decision.retry_after)})
@@ -225,15 +234,17 @@ class Sandbox:
             # the client sees a transport error, as with a reset.
             await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"64")]})
             raise ConnectionDropped(method)
-        return False
+        return None
 
     async def _twirp(self, scope: Scope, path: str, headers: dict[str, str], receive: Receive, send: Send) -> None:
         verb = scope["method"]
         # "RoomService.ListRooms": the key of request counts and of per-method faults.
         method_key = (path[len("/twirp/livekit.") :] if path.startswith("/twirp/livekit.") else path).replace("/", ".")
         self.requests[method_key] += 1
-        if not await self._apply_faults(method_key, send):
+        answer = await self._apply_faults(method_key, send)
+        if answer is None:
             return
+        send = answer
         body = await _read_body(receive, MAX_BODY_BYTES)
         if body is None:
             await _respond(send, 413, b"request body too large", "text/plain; charset=utf-8")
@@ -270,8 +281,10 @@ class Sandbox:
         if scope["method"] != "POST" or not path.startswith("/auth/room/"):
             await _respond(send, 404, b"not found", "text/plain; charset=utf-8")
             return
-        if not await self._apply_faults(method_key, send):
+        answer = await self._apply_faults(method_key, send)
+        if answer is None:
             return
+        send = answer
         body = await _read_body(receive, 50 * 1024 * 1024)
         if body is None:
             await _respond(send, 413, b"Request Entity Too Large", "text/plain; charset=utf-8")
@@ -477,7 +490,7 @@ TEST_ENDPOINTS = {
     "POST /sandbox/clock": "{advance: seconds} move the fake clock (room expiry)",
     "GET|DELETE /sandbox/requests": "request counts per method (and per room: by_room) / reset them",
     "GET|PUT|DELETE /sandbox/faults": "{methods: {'*'|'RoomService.ListRooms': {latency_ms, jitter_ms, error_rate, "
-    "throttle_rate, retry_after, reset_rate, hang_rate, hang_seconds}}, rate_limit_per_min, seed}",
+    "throttle_rate, retry_after, reset_rate, hang_rate, hang_seconds, lose_rate}}, rate_limit_per_min, seed}",
     "GET|PUT /sandbox/options": "{routed_delay, enable_remote_unmute, auto_create, pnm_ignore_false_defaults, "
     "pnm_end_lock_seconds}",
     "POST /sandbox/plugnmeet/participants": "{room_id, count} set a plugNmeet room's joined participants",

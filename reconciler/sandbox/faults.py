@@ -19,6 +19,7 @@ class Fault:
     reset_rate: float = 0.0  # the connection is dropped without an answer
     hang_rate: float = 0.0  # no answer for hang_seconds, then the connection is dropped
     hang_seconds: float = 30.0
+    lose_rate: float = 0.0  # the request is carried out, then the connection dropped: the answer is lost
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Fault:
@@ -27,7 +28,7 @@ class Fault:
         if unknown:
             raise ValueError(f"unknown fault fields: {sorted(unknown)}")
         fault = cls(**known)
-        for name in ("error_rate", "throttle_rate", "reset_rate", "hang_rate"):
+        for name in ("error_rate", "throttle_rate", "reset_rate", "hang_rate", "lose_rate"):
             if not 0.0 <= getattr(fault, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
         return fault
@@ -36,7 +37,7 @@ class Fault:
 @dataclass
 class Decision:
     delay: float = 0.0
-    outcome: str = "pass"  # pass | error | throttle | reset | hang | rate_limited
+    outcome: str = "pass"  # pass | error | throttle | reset | hang | rate_limited | lose
     retry_after: int = 0
     hang_seconds: float = 0.0
 
@@ -82,6 +83,7 @@ class FaultPlan:
             ("throttle", fault.throttle_rate),
             ("reset", fault.reset_rate),
             ("hang", fault.hang_rate),
+            ("lose", fault.lose_rate),
         ):
             if roll < rate:
                 return Decision(delay, outcome, fault.retry_after, fault.hang_seconds)
