@@ -106,14 +106,15 @@ def transport_failure(exc: BaseException, server: str, timeout: float) -> Transp
     reached the server (so even a non-idempotent call may be retried)."""
     chain = list(_chain(exc))
     connect_phase = any(type(e).__name__ in CONNECT_PHASE for e in chain)
-    for e in chain:
+    # The innermost errors first: aiohttp's wrappers subclass the ssl errors without their fields.
+    for e in sorted(chain, key=lambda x: type(x).__module__.startswith(("aiohttp", "httpx", "httpcore"))):
         if isinstance(e, ssl.SSLCertVerificationError):
-            detail = e.verify_message or e.reason or "verification failed"
+            detail = getattr(e, "verify_message", "") or getattr(e, "reason", "") or "verification failed"
             return TransportFailure(f"TLS certificate of {server} not trusted: {detail} (trust its CA with "
                                     "--ca-file, or skip verification with --insecure-skip-tls-verify)", sent=False,
                                     retryable=False)
         if isinstance(e, ssl.SSLError):
-            reason = str(e.reason or e)
+            reason = str(getattr(e, "reason", "") or e)
             if any(marker in reason or marker in str(e) for marker in NOT_TLS_REASONS):
                 return TransportFailure(f"TLS handshake with {server} failed: the port does not speak TLS "
                                         "(is the server plain http://?)", sent=False, retryable=False)
