@@ -25,7 +25,7 @@ from urllib.parse import parse_qs
 
 from google.protobuf import json_format
 
-from ..asgi import Receive, Scope, Send
+from ..asgi import Message, Receive, Scope, Send
 from ..asgi import read_body as _read_body
 from ..asgi import respond as _respond
 from . import protojson, twirp
