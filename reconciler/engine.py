@@ -3,18 +3,20 @@ declared inputs need from each backend, then plan purely. Execution is `execute.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 from .backends.livekit import LiveKitBackend
 from .backends.plugnmeet import PlugNmeetBackend
 from .manifests import Inputs
 from .model import DesiredRoom
 from .model.plugnmeet import DesiredPnmRoom
-from .observed import ObservedPnmRoom, ObservedRoom
+from .observed import ObservedPnmRoom, ObservedRoom, ObservedState
 from .plan import (
     DeletionFacts,
     Plan,
     PlanOptions,
+    PlanRefused,
     RoomPlan,
     Selection,
     check_prune,
@@ -25,25 +27,54 @@ from .plan import (
 from .plan.plugnmeet import KIND as KIND_PNM
 from .plan.plugnmeet import plan_pnm
 
+DEFAULT_SERVER = ""  # the LiveKit server of --url / LIVEKIT_URL (or the embedded sandbox)
+
 
 @dataclass
 class Backends:
-    """The servers one run talks to; plugnmeet is None when no PlugNmeetRoom is involved."""
+    """The servers one run talks to: the default LiveKit, the named ones a Room's
+    `spec.serverRef.name` picks (the CLI's servers file), and plugNmeet (None when not involved)."""
 
     livekit: LiveKitBackend
     plugnmeet: PlugNmeetBackend | None = None
+    named: dict[str, LiveKitBackend] = field(default_factory=dict)
+
+    def for_server(self, server: str) -> LiveKitBackend:
+        return self.livekit if server == DEFAULT_SERVER else self.named[server]
+
+
+def server_of(room: DesiredRoom) -> str:
+    """The server a Room is planned on: DEFAULT_SERVER, or its spec.serverRef.name. A ref with only
+    a secretName (the operator's) has no server here: "secret:NAME", which no Backends holds, so it
+    is refused rather than silently planned against the default server."""
+    ref = room.spec.server_ref
+    if ref is None:
+        return DEFAULT_SERVER
+    return ref.name if ref.name else f"secret:{ref.secret_name}"
 
 
 @dataclass(frozen=True)
 class CombinedPlan:
-    """One plan per backend, shown and counted as one."""
+    """One plan per server, shown and counted as one; `observed` keeps what each LiveKit server
+    showed (a saved plan records it as the preconditions it rests on)."""
 
     livekit: Plan
     plugnmeet: Plan
+    named: Mapping[str, Plan] = field(default_factory=dict)
+    observed: Mapping[str, ObservedState] = field(default_factory=dict)
+    observed_pnm: tuple[ObservedPnmRoom, ...] | None = None
+
+    def groups(self) -> list[tuple[str, Plan]]:
+        """(server, plan) in execution order: default LiveKit, named servers (sorted), plugNmeet ("plugnmeet")."""
+        return [(DEFAULT_SERVER, self.livekit), *sorted(self.named.items()), (PNM_SERVER, self.plugnmeet)]
 
     @property
     def merged(self) -> Plan:
-        return Plan(self.livekit.rooms + self.plugnmeet.rooms, self.livekit.unmanaged + self.plugnmeet.unmanaged)
+        plans = [p for _, p in self.groups()]
+        return Plan(tuple(r for p in plans for r in p.rooms), sum(p.unmanaged for p in plans))
+
+
+PNM_SERVER = "plugnmeet"
 
 
 def select_inputs(inputs: Inputs, selection: Selection) -> Inputs:
@@ -72,19 +103,36 @@ async def make_combined_plan(backends: Backends, inputs: Inputs, options: PlanOp
     def scoped(declared: bool) -> PlanOptions:
         return options if declared or options.allow_empty else replace(options, prune=False)
 
-    livekit_options = replace(scoped(bool(inputs.livekit)),
-                              declared_elsewhere=elsewhere - {r.name for r in inputs.livekit})
+    by_server: dict[str, list[DesiredRoom]] = {}
+    for room in inputs.livekit:
+        by_server.setdefault(server_of(room), []).append(room)
+    unknown = sorted(set(by_server) - {DEFAULT_SERVER} - set(backends.named))
+    if unknown:
+        raise PlanRefused(f"no server for spec.serverRef {', '.join(unknown)}: declare it in the servers file")
+    default_rooms = by_server.pop(DEFAULT_SERVER, [])
+    livekit_options = replace(scoped(bool(default_rooms)),
+                              declared_elsewhere=elsewhere - {r.name for r in default_rooms})
     livekit = Plan(())
-    if inputs.livekit or inputs.policies or livekit_options.prune:
-        observed = await backends.livekit.observe(inputs.livekit, list_all=livekit_options.prune,
-                                                  policies=inputs.policies, selection=options.selection)
-        livekit = plan(inputs.livekit, observed, livekit_options, inputs.policies)
+    observed: dict[str, ObservedState] = {}
+    if default_rooms or inputs.policies or livekit_options.prune:
+        observed[DEFAULT_SERVER] = await backends.livekit.observe(
+            default_rooms, list_all=livekit_options.prune, policies=inputs.policies, selection=options.selection)
+        livekit = plan(default_rooms, observed[DEFAULT_SERVER], livekit_options, inputs.policies)
+    named: dict[str, Plan] = {}
+    for server, rooms in sorted(by_server.items()):
+        # Another server: its own room names, its own prune (RoomPolicies govern the default server).
+        server_options = replace(options, declared_elsewhere=frozenset())
+        observed[server] = await backends.named[server].observe(rooms, list_all=server_options.prune,
+                                                                selection=options.selection)
+        planned = plan(rooms, observed[server], server_options)
+        named[server] = Plan(tuple(replace(r, server=server) for r in planned.rooms), planned.unmanaged)
     pnm = Plan(())
+    active: list[ObservedPnmRoom] | None = None
     pnm_options = scoped(bool(inputs.plugnmeet))
     if backends.plugnmeet is not None and (inputs.plugnmeet or pnm_options.prune):
         active = await backends.plugnmeet.active_rooms()
         pnm = plan_pnm(inputs.plugnmeet, active, pnm_options)
-    return CombinedPlan(livekit, pnm)
+    return CombinedPlan(livekit, pnm, named, observed, tuple(active) if active is not None else None)
 
 
 def _room_deletion(d: DesiredRoom, room: ObservedRoom | None) -> DeletionFacts:
@@ -105,17 +153,24 @@ async def make_deletion_plan(backends: Backends, inputs: Inputs, selection: Sele
     Orphan, observeOnly or suspend holds it, or it is occupied (unless delete_occupied). One
     ListRooms and one getActiveRoomsInfo; nothing undeclared is ever touched."""
     inputs = select_inputs(inputs, selection)
-    livekit = Plan(())
-    if inputs.livekit:
-        listed = {r.name: r for r in await backends.livekit.list_rooms([d.name for d in inputs.livekit])}
-        livekit = Plan(tuple(plan_deletion(_room_deletion(d, listed.get(d.name)), delete_occupied)
-                             for d in inputs.livekit))
+    by_server: dict[str, list[DesiredRoom]] = {}
+    for room in inputs.livekit:
+        by_server.setdefault(server_of(room), []).append(room)
+    unknown = sorted(set(by_server) - {DEFAULT_SERVER} - set(backends.named))
+    if unknown:
+        raise PlanRefused(f"no server for spec.serverRef {', '.join(unknown)}: declare it in the servers file")
+    plans: dict[str, Plan] = {}
+    for server, rooms in by_server.items():
+        listed = {r.name: r for r in await backends.for_server(server).list_rooms([d.name for d in rooms])}
+        plans[server] = Plan(tuple(replace(plan_deletion(_room_deletion(d, listed.get(d.name)), delete_occupied),
+                                           server=server) for d in rooms))
     pnm = Plan(())
     if inputs.plugnmeet and backends.plugnmeet is not None:
         active = {r.room_id: r for r in await backends.plugnmeet.active_rooms()}
         pnm = Plan(tuple(plan_deletion(_pnm_deletion(d, active.get(d.name)), delete_occupied)
                          for d in inputs.plugnmeet))
-    return CombinedPlan(livekit, pnm)
+    livekit = plans.pop(DEFAULT_SERVER, Plan(()))
+    return CombinedPlan(livekit, pnm, plans)
 
 
 async def plan_one_room(backend: LiveKitBackend, inputs: Inputs, room: str) -> RoomPlan | None:

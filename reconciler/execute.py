@@ -12,7 +12,7 @@ from .backends.errors import BackendError, NotFound
 from .backends.limiter import DEFAULT_CONCURRENCY
 from .backends.livekit import LiveKitBackend
 from .backends.plugnmeet import PlugNmeetBackend
-from .engine import Backends, CombinedPlan
+from .engine import PNM_SERVER, Backends, CombinedPlan
 from .plan import Action, ActionKind, Plan
 
 log = logging.getLogger("roomctl.execute")
@@ -155,9 +155,14 @@ async def execute_combined(
     concurrency: int = 16,
     on_result: Callable[[ActionResult], None] | None = None,
 ) -> Results:
-    """A run's plan on each backend it involves: LiveKit, then plugNmeet (`apply` and `serve`)."""
-    results = await execute(combined.livekit, backends.livekit, concurrency=concurrency, on_result=on_result)
-    if backends.plugnmeet is not None and combined.plugnmeet.actions:
-        more = await execute(combined.plugnmeet, backends.plugnmeet, concurrency=concurrency, on_result=on_result)
-        results = Results(results.results + more.results)
-    return results
+    """A run's plan on each server it involves, server by server (each in its phases): the default
+    LiveKit, the named ones (spec.serverRef.name), then plugNmeet (`apply`, `delete` and `serve`)."""
+    done: list[ActionResult] = []
+    for server, server_plan in combined.groups():
+        if not server_plan.actions:
+            continue
+        backend = backends.plugnmeet if server == PNM_SERVER else backends.for_server(server)
+        assert backend is not None
+        more = await execute(server_plan, backend, concurrency=concurrency, on_result=on_result)
+        done.extend(more.results)
+    return Results(tuple(done))

@@ -116,9 +116,14 @@ def summary_line(plan: Plan) -> str:
 def render_text(plan: Plan, stream: TextIO, *, verbose: int = 0, colour: bool = True) -> None:
     paint = Painter(use_colour(stream, colour))
     shown = 0
+    grouped = any(room.server for room in plan.rooms)  # one run spans servers: the plan groups by server
+    current: str | None = None
     for room in plan.rooms:
         if room.status in ("in-sync", "absent") and not verbose:
             continue
+        if grouped and room.server != current:
+            current = room.server
+            stream.write(f"Server {current or '(default)'}:\n\n")
         shown += room.status != "suspended"
         marker = MARKERS[room.status]
         stream.write(paint(marker, _header(room)) + "\n")
@@ -163,6 +168,7 @@ def plan_json(plan: Plan) -> dict[str, Any]:
             {
                 "name": room.name,
                 "kind": room.kind,
+                "server": room.server or None,
                 "source": room.source or None,
                 "status": room.status,
                 "sid": room.sid or None,

@@ -19,6 +19,7 @@ from .common import (
     add_server_options,
     note_skipped,
     open_backends,
+    referenced_servers,
     report_manifest_error,
     wants_plugnmeet,
 )
@@ -88,8 +89,9 @@ async def _apply(args: argparse.Namespace) -> int:
     skipped = note_skipped(inputs, args)
     options = plan_options(args)
     warn_unselected(inputs, options.selection, args.quiet)
-    async with open_backends(args, concurrency=args.concurrency,
-                             plugnmeet=wants_plugnmeet(select_inputs(inputs, options.selection), options.prune)) as backends:
+    selected = select_inputs(inputs, options.selection)
+    async with open_backends(args, concurrency=args.concurrency, plugnmeet=wants_plugnmeet(selected, options.prune),
+                             servers=referenced_servers(selected)) as backends:
         combined = await make_combined_plan(backends, inputs, options)
         if args.output == "text" and not args.quiet:
             render_text(combined.merged, sys.stdout, verbose=args.verbose, colour=not args.no_color)

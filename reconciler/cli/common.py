@@ -25,6 +25,7 @@ from ..engine import Backends
 from ..manifests import Inputs, ManifestError
 from ..model import API_VERSION
 from ..sandbox.defaults import DEFAULT_API_KEY, DEFAULT_API_SECRET, DEFAULT_PNM_KEY, DEFAULT_PNM_SECRET, EMBEDDED_URL
+from ..serversfile import DEFAULT_FILE, NamedServer, ServersFileError, load_servers_file
 
 EMBEDDED_STATE = Path(".roomctl") / "sandbox.json"
 EMBEDDED_LOCK = Path(".roomctl") / "sandbox.lock"
@@ -70,6 +71,8 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--api-key", help="API key (env LIVEKIT_API_KEY)")
     group.add_argument("--api-secret-file", type=Path,
                        help="file holding the API secret (else env LIVEKIT_API_SECRET; never a plain flag)")
+    group.add_argument("--servers", metavar="FILE",
+                       help="named servers for spec.serverRef.name (env ROOMCTL_SERVERS; default ./roomctl.servers.yaml)")
     group.add_argument("--timeout", type=seconds, default=10.0,
                        help="seconds one request may take in all, a slow body included (default 10)")
     group.add_argument("--deadline", type=seconds, default=DEFAULT_DEADLINE,
@@ -195,14 +198,48 @@ def pnm_settings() -> ServerSettings | None:
     return ServerSettings(url, key, secret)
 
 
+def referenced_servers(inputs: Inputs) -> set[str]:
+    """The servers-file names the (selected) rooms point at. A ref the CLI cannot follow is an
+    error naming the manifest, never a silent run against the default server."""
+    names: set[str] = set()
+    for room in inputs.livekit:
+        ref = room.spec.server_ref
+        if ref is None:
+            continue
+        if ref.name is None:
+            raise UsageError(f"{room.source}: spec.serverRef has only secretName {ref.secret_name!r} (the operator's); "
+                             "the CLI needs spec.serverRef.name, a server of roomctl.servers.yaml")
+        names.add(ref.name)
+    for pnm_room in inputs.plugnmeet:
+        if pnm_room.spec.server_ref is not None:
+            raise UsageError(f"{pnm_room.source}: spec.serverRef on a PlugNmeetRoom is not supported by the CLI "
+                             "(it uses PLUGNMEET_URL); remove it or use the operator")
+    return names
+
+
+def resolve_servers(args: argparse.Namespace, names: set[str]) -> list[NamedServer]:
+    """Each named server from the servers file, with its key and secret from the environment."""
+    if not names:
+        return []
+    try:
+        servers = load_servers_file(getattr(args, "servers", None))
+        if servers is None:
+            raise ServersFileError(f"spec.serverRef.name {', '.join(sorted(names))}: no servers file "
+                                   f"(./{DEFAULT_FILE}, --servers FILE or ROOMCTL_SERVERS)")
+        return [servers.resolve(name) for name in sorted(names)]
+    except ServersFileError as exc:
+        raise UsageError(str(exc)) from None
+
+
 @asynccontextmanager
 async def open_backends(args: argparse.Namespace, concurrency: int = DEFAULT_CONCURRENCY,
-                        plugnmeet: bool = False) -> AsyncIterator[Backends]:
+                        plugnmeet: bool = False, servers: set[str] | None = None) -> AsyncIterator[Backends]:
     """LiveKit (and plugNmeet when asked), each real when configured, else the embedded sandbox
     (one shared instance, saved once, under a file lock). A real LiveKit with an unconfigured
     plugNmeet is an error: silently using the sandbox for half of the rooms would mislead."""
     deadline = time.monotonic() + getattr(args, "deadline", DEFAULT_DEADLINE)
     settings = server_settings(args)
+    named_servers = resolve_servers(args, servers or set())
     pnm = pnm_settings() if plugnmeet else None
     if plugnmeet and pnm is None and settings.url is not None:
         raise UsageError("PlugNmeetRoom documents need a plugNmeet server: set PLUGNMEET_URL, "
@@ -247,8 +284,13 @@ async def open_backends(args: argparse.Namespace, concurrency: int = DEFAULT_CON
                 assert pnm.url is not None
                 pnm_backend = PlugNmeetBackend(pnm.url, pnm.api_key, pnm.api_secret, verify=verify)
             stack.push_async_callback(pnm_backend.aclose)
+        named: dict[str, LiveKitBackend] = {}
+        for server in named_servers:
+            named[server.name] = LiveKitBackend(server.url, server.api_key, server.api_secret, timeout=args.timeout,
+                                                concurrency=concurrency, deadline=deadline, verify=verify)
+            stack.push_async_callback(named[server.name].aclose)
         try:
-            yield Backends(livekit, pnm_backend)
+            yield Backends(livekit, pnm_backend, named)
         finally:
             if sandbox is not None:
                 await sandbox.webhooks.flush()  # what this run caused is delivered before the process ends

@@ -10,11 +10,12 @@ import json
 import sys
 
 from ..backends.errors import BackendError
-from ..engine import make_deletion_plan
+from ..engine import make_deletion_plan, select_inputs
 from ..manifests import ManifestError, load_inputs
+from ..plan import PlanRefused
 from ..render import plan_json, render_text
 from .apply import add_concurrency_option, report_results, run_actions
-from .common import UsageError, add_server_options, open_backends, report_manifest_error
+from .common import UsageError, add_server_options, open_backends, referenced_servers, report_manifest_error
 from .planning import add_selection_options, selection, warn_unselected
 
 
@@ -37,7 +38,9 @@ async def _delete(args: argparse.Namespace) -> int:
     inputs = load_inputs(args.paths)
     chosen = selection(args)
     warn_unselected(inputs, chosen, args.quiet)
-    async with open_backends(args, concurrency=args.concurrency, plugnmeet=bool(inputs.plugnmeet)) as backends:
+    selected = select_inputs(inputs, chosen)
+    async with open_backends(args, concurrency=args.concurrency, plugnmeet=bool(selected.plugnmeet),
+                             servers=referenced_servers(selected)) as backends:
         combined = await make_deletion_plan(backends, inputs, chosen, delete_occupied=args.occupied)
         plan = combined.merged
         if args.dry_run:
@@ -57,6 +60,6 @@ def run(args: argparse.Namespace) -> int:
         return asyncio.run(_delete(args))
     except ManifestError as exc:
         return report_manifest_error(exc)
-    except (UsageError, BackendError) as exc:
+    except (UsageError, PlanRefused, BackendError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

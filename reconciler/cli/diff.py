@@ -18,6 +18,7 @@ from .common import (
     add_server_options,
     note_skipped,
     open_backends,
+    referenced_servers,
     report_manifest_error,
     wants_plugnmeet,
 )
@@ -37,7 +38,9 @@ async def _diff(args: argparse.Namespace) -> int:
     skipped = note_skipped(inputs, args)
     options = plan_options(args)
     warn_unselected(inputs, options.selection, args.quiet)
-    async with open_backends(args, plugnmeet=wants_plugnmeet(select_inputs(inputs, options.selection), options.prune)) as backends:
+    selected = select_inputs(inputs, options.selection)
+    async with open_backends(args, plugnmeet=wants_plugnmeet(selected, options.prune),
+                             servers=referenced_servers(selected)) as backends:
         plan = (await make_combined_plan(backends, inputs, options)).merged
     if args.output == "json":
         print(json.dumps(plan_json(plan), indent=2, sort_keys=False))

@@ -123,6 +123,17 @@ class ObjectMeta(Strict):
 
 
 class ServerRef(Strict):
-    secret_name: str
+    """Which server a room lives on. The operator reads `secretName` (a Secret in the object's
+    namespace); the CLI reads `name` (an entry of roomctl.servers.yaml). A manifest used by both
+    sets both. Neither side ever falls back to its default server for a ref it cannot resolve."""
+
+    secret_name: str | None = None
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][-A-Za-z0-9_.]*$")] | None = None
+
+    @model_validator(mode="after")
+    def _one_at_least(self) -> ServerRef:
+        if self.secret_name is None and self.name is None:
+            raise ValueError("serverRef needs name (the CLI's servers file) and/or secretName (the operator)")
+        return self
 
 

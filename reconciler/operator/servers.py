@@ -48,6 +48,7 @@ def server_key(namespace: str, spec: object, kind: str = "Room") -> str:
     getActiveRoomsInfo (PlugNmeetRoom) per sweep."""
     ref = spec.get("serverRef") if isinstance(spec, Mapping) else None
     key = (f"secret:{namespace}/{ref['secretName']}" if isinstance(ref, Mapping) and ref.get("secretName")
+           else f"unresolvable:{ref['name']}" if isinstance(ref, Mapping) and ref.get("name")  # refused, never default
            else DEFAULT_SERVER)
     return key if kind == "Room" else f"{kind.lower()}:{key}"
 
@@ -98,6 +99,10 @@ class ServerPool:
     async def credentials(self, obj: RoomObject) -> Credentials:
         key = server_key(obj.namespace, obj.spec, obj.kind)
         ref = obj.spec_map.get("serverRef")
+        if isinstance(ref, Mapping) and ref.get("name") and not ref.get("secretName"):
+            # Never silently the default server: a name is the CLI's servers file, not the operator's.
+            raise CredentialsError(f"spec.serverRef.name {ref['name']!r} names a server of the CLI's servers file; "
+                                   "the operator needs spec.serverRef.secretName")
         if not (isinstance(ref, Mapping) and ref.get("secretName")):
             default = self.defaults.get(obj.kind)
             if default is None or not default.api_key or not default.api_secret:

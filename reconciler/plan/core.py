@@ -101,6 +101,7 @@ class RoomPlan:
     drifts: tuple[Drift, ...] = ()
     not_verifiable: tuple[str, ...] = ()
     kind: str = "Room"  # the manifest kind, which says the backend: Room (LiveKit) or PlugNmeetRoom
+    server: str = ""  # a servers-file name (spec.serverRef.name); "" the default server
     policies: tuple[str, ...] = ()  # the RoomPolicies that matched this live room, in the order applied
     error: str = ""  # status unreadable: which read failed and why ("ListDispatch: unavailable: ...")
 
