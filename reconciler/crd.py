@@ -171,6 +171,11 @@ def _room_spec_schema(spec: dict[str, Any], name_field: str) -> dict[str, Any]:
                     "|| self.minPlayoutDelay <= self.maxPlayoutDelay",
             "message": "minPlayoutDelay must not be greater than maxPlayoutDelay",
         })
+    if "serverRef" in props:  # model.base.ServerRef: at least one of the two
+        props["serverRef"].setdefault("x-kubernetes-validations", []).append({
+            "rule": "has(self.secretName) || has(self.name)",
+            "message": "serverRef needs name (the CLI's servers file) and/or secretName (the operator)",
+        })
     if "agents" in props:
         props["agents"].setdefault("x-kubernetes-validations", []).append({
             "rule": "self.all(a, self.exists_one(b, b.agentName == a.agentName))",
