@@ -9,6 +9,7 @@ import logging
 import sys
 
 from .common import UsageError
+from .serve import parse_listen
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
@@ -23,6 +24,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
                         help="liveness endpoint (default http://0.0.0.0:8080/healthz; '' disables)")
     parser.add_argument("--metrics-port", type=int, default=9090, help="Prometheus /metrics port (0 disables)")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per LiveKit request (default 10)")
+    parser.add_argument("--webhook-listen", default="", metavar="HOST:PORT",
+                        help="serve LiveKit webhooks at http://HOST:PORT/webhook (default: off)")
+    parser.add_argument("--webhook-queue-size", type=int, default=1000, metavar="N",
+                        help="rooms waiting for a webhook reaction before /webhook answers 503 (default 1000)")
     parser.set_defaults(run=run)
 
 
@@ -34,6 +39,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.sync_interval < 1:
             raise UsageError("--sync-interval must be at least 1 second")
+        webhook_listen = parse_listen(args.webhook_listen, "--webhook-listen") if args.webhook_listen else None
+        if args.webhook_queue_size < 1:
+            raise UsageError("--webhook-queue-size must be at least 1")
         try:
             default = credentials_from_env()
         except OSError as exc:
@@ -63,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
         default_credentials=default,
         plugnmeet_credentials=plugnmeet,
         request_timeout=args.timeout,
+        webhook_listen=webhook_listen,
+        webhook_queue_size=args.webhook_queue_size,
     )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_operator(config))

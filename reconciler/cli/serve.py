@@ -47,10 +47,10 @@ def parse_duration(text: str, flag: str) -> float:
     return seconds
 
 
-def parse_listen(text: str) -> tuple[str, int]:
+def parse_listen(text: str, flag: str = "--listen") -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise UsageError(f"--listen {text!r}: use HOST:PORT (e.g. 0.0.0.0:8080)")
+        raise UsageError(f"{flag} {text!r}: use HOST:PORT (e.g. 0.0.0.0:8080)")
     return host.strip("[]") or "0.0.0.0", int(port)
 
 

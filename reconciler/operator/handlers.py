@@ -18,7 +18,7 @@ import yaml
 
 from ..backends.errors import BackendError
 from ..crd import GROUP, PLUGNMEET_ROOM, ROOM, VERSION, Kind
-from . import metrics
+from . import metrics, webhook
 from .decide import CredentialsError, Event, Outcome, RoomObject, backoff, failed, failure_for, status_changed
 from .kube import KubeClient
 from .reconciler import Reconciler
@@ -47,6 +47,9 @@ class OperatorConfig:
     # Temporary failures (outage, 429) are retried after retry_first, 2x, 4x, ... up to retry_cap seconds.
     retry_first: float = 15.0
     retry_cap: float = 600.0
+    # The LiveKit webhook endpoint (operator/webhook.py): (host, port), None disables it.
+    webhook_listen: tuple[str, int] | None = None
+    webhook_queue_size: int = 1000
 
 
 @dataclass
@@ -63,6 +66,7 @@ class OperatorState:
     sweep_task: asyncio.Task[None] | None = None
     indexes: list[kopf.Index[str, RoomObject]] = field(default_factory=list)  # one per room kind
     outcomes: list[tuple[str, Outcome]] = field(default_factory=list)  # the last sweep's, for tests
+    webhook: Any = None  # the running WebhookEndpoint, when enabled
 
     def connected_reconciler(self) -> Reconciler:
         if self.reconciler is None:
@@ -145,6 +149,7 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     for kind in ROOM_KINDS:
         _register_kind(registry, state, kind)
+    webhook.register(registry, state)
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:

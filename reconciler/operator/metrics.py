@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from ..webhook.metrics import WebhookMetrics
+
 if TYPE_CHECKING:
     from .decide import RoomObject
 
@@ -27,6 +29,9 @@ SWEEPS = Counter("roomctl_sweeps_total", "Drift sweeps, one per server and inter
 CALL_LATENCY = Histogram("roomctl_livekit_call_seconds", "LiveKit Twirp call latency, per attempt.",
                          ["method", "outcome"], registry=REGISTRY,
                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20))
+
+# The webhook endpoint's metrics (the same names `roomctl serve` exposes).
+WEBHOOK = WebhookMetrics(REGISTRY)
 
 
 def observe_call(method: str, seconds: float, outcome: str) -> None:

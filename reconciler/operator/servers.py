@@ -131,6 +131,10 @@ class ServerPool:
         self._secrets[key] = (time.monotonic(), creds)
         return creds
 
+    def known_credentials(self) -> list[Credentials]:
+        """The serverRef credentials read so far (the webhook endpoint verifies their keys' signatures)."""
+        return [creds for _, creds in self._secrets.values()]
+
     def backend(self, creds: Credentials) -> LiveKitBackend:
         found = self._backends.get(creds.fingerprint)
         if found is None:

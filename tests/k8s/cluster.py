@@ -172,7 +172,8 @@ def utc_now() -> str:
 async def running_operator(tmp_path: Path, livekit_url: str, monkeypatch: Any, sync_interval: float = 3600.0,
                            preload: list[dict[str, Any]] = (),  # type: ignore[assignment]
                            namespaces: tuple[str, ...] = (), liveness: str | None = None,
-                           retry_first: float = 15.0) -> AsyncIterator[Cluster]:
+                           retry_first: float = 15.0,
+                           webhook_listen: tuple[str, int] | None = None) -> AsyncIterator[Cluster]:
     async with VersionedEmulator() as mock, kmock.Server(mock) as server:
         mock.resources[ROOMS] = kmock.ResourceInfo(kind="Room", namespaced=True, subresources={"status"},
                                                    verbs={"list", "watch", "get", "patch"})
@@ -198,7 +199,8 @@ async def running_operator(tmp_path: Path, livekit_url: str, monkeypatch: Any, s
         config = OperatorConfig(sync_interval=sync_interval, status_refresh=3600.0, namespaces=namespaces,
                                 liveness_endpoint=liveness, retry_first=retry_first, retry_cap=max(retry_first, 2.0),
                                 default_credentials=Credentials(livekit_url, DEFAULT_API_KEY, DEFAULT_API_SECRET),
-                                plugnmeet_credentials=Credentials(livekit_url, PNM_KEY, PNM_SECRET))
+                                plugnmeet_credentials=Credentials(livekit_url, PNM_KEY, PNM_SECRET),
+                                webhook_listen=webhook_listen)
         state = OperatorState(config)
         stop, ready_flag = asyncio.Event(), asyncio.Event()
         task = asyncio.create_task(run(config, stop_flag=stop, ready_flag=ready_flag, state=state))

@@ -149,3 +149,20 @@ def test_notes_use_the_namespaces_of_this_install() -> None:
     everywhere = notes()
     assert "Watching: all namespaces" in everywhere and "kubectl -n roomctl-system apply -f -" in everywhere
     assert "livekit.url is empty" in everywhere and "plugnmeet.url is empty" in everywhere
+
+
+def test_webhook_endpoint_is_off_by_default_and_a_service_when_enabled() -> None:
+    docs = render("livekit.url=https://lk.example", "livekit.existingSecret=lk")
+    assert not [s for s in kinds(docs, "Service") if s["metadata"]["name"].endswith("-webhook")]
+    (deploy,) = kinds(docs, "Deployment")
+    assert not any(a.startswith("--webhook") for a in deploy["spec"]["template"]["spec"]["containers"][0]["args"])
+    docs = render("livekit.url=https://lk.example", "livekit.existingSecret=lk", "webhook.enabled=true",
+                  "webhook.port=9443", "webhook.service.port=8080")
+    (service,) = [s for s in kinds(docs, "Service") if s["metadata"]["name"] == "rel-roomctl-webhook"]
+    assert service["spec"]["ports"] == [{"name": "webhook", "port": 8080, "targetPort": "webhook"}]
+    (deploy,) = kinds(docs, "Deployment")
+    (container,) = deploy["spec"]["template"]["spec"]["containers"]
+    assert "--webhook-listen=0.0.0.0:9443" in container["args"]
+    assert {"name": "webhook", "containerPort": 9443} in container["ports"]
+    assert service["spec"]["selector"] == deploy["spec"]["selector"]["matchLabels"]
+

@@ -33,6 +33,19 @@ LISTENER = ("  participants:\n    - identity: \"*\"\n"
             "      permission: {canPublish: false, canSubscribe: true, canPublishData: false}\n")
 
 
+# Governs rooms nobody declared: webhooks route them through the same plan (plan_one_room).
+POLICY = """apiVersion: roomctl.dev/v1alpha1
+kind: RoomPolicy
+metadata: {name: support}
+spec:
+  rooms: ["support-*"]
+  roomMetadata: policed
+  participants:
+    - identity: "*"
+      permission: {canPublish: false, canSubscribe: true}
+"""
+
+
 @dataclass
 class Serve:
     process: subprocess.Popen[bytes]
@@ -100,6 +113,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SandboxSer
     manifests = folder / "rooms"
     manifests.mkdir()
     (manifests / "town.yaml").write_text(room("town", LISTENER) + room("lobby"))
+    (manifests / "support.yaml").write_text(POLICY)
     (manifests / "burst.yaml").write_text("".join(room(f"burst-{i:02d}", LISTENER) for i in range(BURST_ROOMS)))
     port = free_port()
     with run_sandbox("--webhook-url", f"http://127.0.0.1:{port}/webhook") as sandbox:
@@ -147,6 +161,22 @@ def test_a_too_broad_join_is_corrected_by_the_webhook_alone(world: tuple[Sandbox
     assert serve.metric("roomctl_actions_total", kind="UpdateParticipant", result="ok", trigger="webhook") >= 1
     assert serve.metric("roomctl_drift", room="town") == 0
     assert "secret" not in serve.stderr()
+
+
+def test_an_undeclared_room_a_policy_matches_is_governed_on_start_and_join(
+        world: tuple[SandboxServer, Serve, Path]) -> None:
+    sandbox, serve, _ = world
+    join(sandbox.url, "support-7", "erin")  # the join creates the room: room_started, participant_joined
+    wait_until(lambda: permission(sandbox.url, "support-7", "erin")["can_publish"] is False, 10,
+               "the policy's rule to be enforced")
+
+    def policed() -> bool:
+        rooms = twirp(sandbox.url, "ListRooms", {"names": ["support-7"]}, {"roomList": True})["rooms"]
+        return bool(rooms) and rooms[0]["metadata"] == "policed"
+
+    wait_until(policed, 10, "the policy's room metadata")
+    assert serve.metric("roomctl_reconcile_duration_seconds_count", trigger="interval") == 0
+    assert serve.metric("roomctl_actions_total", kind="UpdateRoomMetadata", result="ok", trigger="webhook") >= 1
 
 
 def test_a_persistent_room_deleted_out_of_band_is_back(world: tuple[SandboxServer, Serve, Path]) -> None:
