@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import hashlib
 import os
 import re
 import stat
@@ -339,6 +340,8 @@ class Inputs:
     plugnmeet: list[DesiredPnmRoom]
     policies: list[DesiredPolicy] = field(default_factory=list)
     foreign: list[Foreign] = field(default_factory=list)
+    # file -> sha256 of the bytes read (a saved plan records what the plan was made from)
+    digests: dict[str, str] = field(default_factory=dict)
 
     @property
     def skipped(self) -> int:
@@ -360,6 +363,7 @@ def load_inputs(paths: Iterable[str]) -> Inputs:
     pnm_rooms: list[tuple[DesiredPnmRoom, tuple[int, int]]] = []
     policies: list[tuple[DesiredPolicy, tuple[int, int]]] = []
     foreign: list[Foreign] = []
+    digests: dict[str, str] = {}
     given = list(paths)
     inputs = _input_files(given)
     for source in inputs:
@@ -367,6 +371,7 @@ def load_inputs(paths: Iterable[str]) -> Inputs:
         if source.raw is None:
             issues.append(Issue(file, 0, 0, "", source.problem))
             continue
+        digests[file] = hashlib.sha256(source.raw).hexdigest()
         text, decode_issue = _decode(file, source.raw)
         if text is None:
             assert decode_issue is not None
@@ -402,4 +407,4 @@ def load_inputs(paths: Iterable[str]) -> Inputs:
                                     f"{noun} {item.name!r} is already declared at {first.source}"))
     if issues:
         raise ManifestError(issues)
-    return Inputs([r for r, _ in rooms], [r for r, _ in pnm_rooms], [p for p, _ in policies], foreign)
+    return Inputs([r for r, _ in rooms], [r for r, _ in pnm_rooms], [p for p, _ in policies], foreign, digests)

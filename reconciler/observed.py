@@ -28,6 +28,10 @@ class ObservedParticipant:
     metadata: str = ""
     name: str = ""
     attributes: dict[str, str] = field(default_factory=dict)
+    # Not planned on; a saved plan records them to notice a participant that changed since (version
+    # grows with every server-side update of the participant).
+    sid: str = ""
+    version: int = 0
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ObservedParticipant:
@@ -39,6 +43,8 @@ class ObservedParticipant:
             metadata=str(data.get("metadata", "")),
             name=str(data.get("name", "")),
             attributes=dict(data.get("attributes") or {}),
+            sid=str(data.get("sid", "")),
+            version=int(data.get("version") or 0),
         )
 
 

@@ -24,6 +24,7 @@ from .common import (
     wants_plugnmeet,
 )
 from .planning import add_plan_options, plan_options, warn_unselected
+from .saved import apply_saved, load_saved_plan
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
@@ -85,6 +86,9 @@ def report_results(args: argparse.Namespace, plan: Plan, results: Results, verb:
 async def _apply(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
+    saved = load_saved_plan(args.paths)
+    if saved is not None:  # `roomctl apply plan.json`: exactly that plan, or nothing
+        return await apply_saved(args, saved, run_actions, report_results)
     inputs = load_inputs(args.paths)
     skipped = note_skipped(inputs, args)
     options = plan_options(args)

@@ -23,12 +23,15 @@ from .common import (
     wants_plugnmeet,
 )
 from .planning import add_plan_options, plan_options, warn_unselected
+from .saved import write_saved_plan
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     parser = sub.add_parser("diff", help="show what apply would change (dry run)", parents=[common])
     add_plan_options(parser)
     parser.add_argument("--fail-on-drift", action="store_true", help="exit 2 on drift that will not be acted on")
+    parser.add_argument("--out", metavar="FILE",
+                        help="also save the plan with the observed state it rests on; `apply FILE` runs exactly it")
     add_server_options(parser)
     parser.set_defaults(run=run)
 
@@ -41,7 +44,10 @@ async def _diff(args: argparse.Namespace) -> int:
     selected = select_inputs(inputs, options.selection)
     async with open_backends(args, plugnmeet=wants_plugnmeet(selected, options.prune),
                              servers=referenced_servers(selected)) as backends:
-        plan = (await make_combined_plan(backends, inputs, options)).merged
+        combined = await make_combined_plan(backends, inputs, options)
+        plan = combined.merged
+        if args.out and not plan.unreadable:
+            write_saved_plan(args.out, args, inputs, options, combined, backends)
     if args.output == "json":
         print(json.dumps(plan_json(plan), indent=2, sort_keys=False))
     elif not args.quiet:

@@ -1,0 +1,138 @@
+"""Saved plans on the command line: `roomctl diff ... --out plan.json` writes one, `roomctl apply
+plan.json` performs exactly it, or refuses (exit 1, before any write, naming what changed) when the
+manifests or the servers moved on since (reconciler/savedplan.py has the format)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..engine import PNM_SERVER, Backends, CombinedPlan, make_combined_plan, select_inputs
+from ..manifests import Inputs, load_inputs
+from ..observed import ObservedState
+from ..plan import PlanOptions
+from ..render import plan_json, render_text
+from ..savedplan import (
+    SavedPlan,
+    SavedPlanError,
+    ServerEntry,
+    action_to_json,
+    manifest_changes,
+    preconditions,
+    stale_reasons,
+)
+from .common import UsageError, open_backends, referenced_servers, wants_plugnmeet
+
+
+def _url(backends: Backends, server: str) -> str:
+    if server == PNM_SERVER:
+        return backends.plugnmeet.url if backends.plugnmeet is not None else ""
+    return backends.for_server(server).url
+
+
+def _server_entries(combined: CombinedPlan, backends: Backends) -> dict[str, ServerEntry]:
+    entries = {}
+    for server, plan in combined.groups():
+        if not plan.rooms:
+            continue
+        if server == PNM_SERVER:
+            pre = preconditions(plan, active=combined.observed_pnm or ())
+        else:
+            pre = preconditions(plan, combined.observed.get(server) or ObservedState({}))
+        entries[server] = ServerEntry(_url(backends, server), tuple(plan.actions), pre)
+    return entries
+
+
+def write_saved_plan(path: str, args: argparse.Namespace, inputs: Inputs, options: PlanOptions,
+                     combined: CombinedPlan, backends: Backends) -> None:
+    if "<stdin>" in inputs.digests:
+        raise UsageError("--out needs manifest files: a plan read from stdin cannot be checked again at apply")
+    saved = SavedPlan(tuple(args.paths), inputs.digests, options, _server_entries(combined, backends),
+                      plan_json(combined.merged))
+    target = Path(path)
+    # Atomic: a reviewer never sees half a plan, and a failed write leaves the old file in place.
+    fd, tmp = tempfile.mkstemp(prefix=".roomctl-plan-", dir=target.parent or Path("."))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(saved.to_json(), handle, indent=2)
+            handle.write("\n")
+        os.replace(tmp, target)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise UsageError(f"cannot write the plan to {path}: {exc.strerror}") from None
+    if not args.quiet:
+        print(f"Saved the plan to {path}. `roomctl apply {path}` performs exactly this plan "
+              "(and refuses if the manifests or the servers changed since).", file=sys.stderr)
+
+
+def load_saved_plan(paths: list[str]) -> SavedPlan | None:
+    """The saved plan when `apply` was given one plan file (*.json), else None (manifests)."""
+    if len(paths) != 1 or not paths[0].endswith(".json") or not os.path.isfile(paths[0]):
+        return None
+    try:
+        data: Any = json.loads(Path(paths[0]).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{paths[0]}: not a readable plan file: {exc}") from None
+    try:
+        return SavedPlan.from_json(data)
+    except SavedPlanError as exc:
+        raise UsageError(f"{paths[0]}: {exc}") from None
+
+
+def _own_options_given(args: argparse.Namespace) -> list[str]:
+    given = []
+    for flag, value in (("--prune", args.prune), ("--prune-scope", args.prune_scope),
+                        ("--allow-empty", args.allow_empty), ("--prune-occupied", args.prune_occupied),
+                        ("--target", args.target), ("--selector", args.selector)):
+        if value:
+            given.append(flag)
+    return given
+
+
+async def apply_saved(args: argparse.Namespace, saved: SavedPlan,
+                      run_actions: Any, report_results: Any) -> int:
+    """Check the saved plan still holds, then run exactly its actions."""
+    extra = _own_options_given(args)
+    if extra:
+        raise UsageError(f"a saved plan carries its own options; drop {', '.join(extra)}")
+    inputs = load_inputs(saved.paths)
+    reasons = manifest_changes(saved.files, inputs.digests)
+    selected = select_inputs(inputs, saved.options.selection)
+    async with open_backends(args, concurrency=args.concurrency,
+                             plugnmeet=wants_plugnmeet(selected, saved.options.prune) or PNM_SERVER in saved.servers,
+                             servers=referenced_servers(selected)) as backends:
+        for server, entry in saved.servers.items():
+            now = _url(backends, server) if server == PNM_SERVER or server == "" or server in backends.named else ""
+            if now != entry.url:
+                label = server or "default"
+                reasons.append(f"server {label}: the plan was made against {entry.url or '(none)'}, "
+                               f"now {now or '(none)'}")
+        if not reasons:
+            combined = await make_combined_plan(backends, inputs, saved.options)
+            fresh = _server_entries(combined, backends)
+            for server in sorted(set(saved.servers) | set(fresh)):
+                before = saved.servers.get(server)
+                after = fresh.get(server)
+                reasons.extend(stale_reasons(before.preconditions if before else {},
+                                             after.preconditions if after else {}, server))
+                if not reasons and [action_to_json(a) for a in (before.actions if before else ())] != \
+                        [action_to_json(a) for a in (after.actions if after else ())]:
+                    reasons.append(f"server {server or 'default'}: the plan computed now differs from the saved one")
+        if reasons:
+            print(f"error: {args.paths[0]} is stale; nothing was changed. Since the plan was made:", file=sys.stderr)
+            for reason in reasons:
+                print(f"  - {reason}", file=sys.stderr)
+            print("Run `roomctl diff ... --out` again and review the new plan.", file=sys.stderr)
+            return 1
+        named = {server: saved.plan(server) for server in saved.servers if server not in ("", PNM_SERVER)}
+        exact = CombinedPlan(saved.plan(""), saved.plan(PNM_SERVER), named)
+        if args.output == "text" and not args.quiet:
+            render_text(combined.merged, sys.stdout, verbose=args.verbose, colour=not args.no_color)
+        results = await run_actions(exact, backends, args)
+    code: int = report_results(args, combined.merged, results)
+    return code
