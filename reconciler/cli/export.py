@@ -1,23 +1,37 @@
-"""`roomctl export [ROOM...]`: observed rooms as Room manifests, for adopting existing rooms."""
+"""`roomctl export [ROOM...]`: observed rooms as Room and PlugNmeetRoom manifests, for adopting
+existing rooms. Adopting changes nothing: each manifest declares what the server serves and a
+policy that keeps the room's behaviour (`lifecycle: OnDemand`: roomctl never creates it, as nothing
+did before; a room made by a join stays a room made by joins), so `diff` right after is clean."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import os
 import sys
+import types
+import typing
+from collections.abc import Sequence
 from typing import Any
+
+from pydantic import BaseModel, ValidationError
 
 from ..backends.errors import BackendError
 from ..model import API_VERSION
-from ..observed import ObservedDispatch, ObservedRoom
+from ..model.plugnmeet import SPEC_HASH_KEY, PlugNmeetRoomManifest, PnmMetadata, check_room_id
+from ..observed import ObservedDispatch, ObservedPnmRoom, ObservedRoom
 from ..plan import Selection
 from ..yamlsafe import dump
-from .common import UsageError, add_server_options, open_backend
+from .common import UsageError, add_server_options, open_backends, server_settings
+
+# What an adopted room keeps: it is never created by roomctl (OnDemand), never re-created (Never).
+ADOPTED_POLICY = {"lifecycle": "OnDemand", "recreate": "Never"}
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
-    parser = sub.add_parser("export", help="print observed rooms as Room manifests", parents=[common])
+    parser = sub.add_parser("export", help="print observed rooms as Room / PlugNmeetRoom manifests",
+                            parents=[common])
     parser.add_argument("rooms", nargs="*", metavar="ROOM", help="room names (default: every room)")
     parser.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
     parser.add_argument("--target", action="append", default=[], metavar="ROOM",
@@ -26,7 +40,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     parser.set_defaults(run=run)
 
 
-def room_manifest(room: ObservedRoom, dispatches: list[ObservedDispatch]) -> dict[str, Any]:
+def room_manifest(room: ObservedRoom, dispatches: Sequence[ObservedDispatch]) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "name": room.name,
         "emptyTimeout": room.empty_timeout,
@@ -46,19 +60,93 @@ def room_manifest(room: ObservedRoom, dispatches: list[ObservedDispatch]) -> dic
             if d.attributes:
                 agent["attributes"] = dict(d.attributes)
             spec["agents"].append(agent)
+    spec["policy"] = dict(ADOPTED_POLICY)
     return {"apiVersion": API_VERSION, "kind": "Room", "metadata": {"name": room.name}, "spec": spec}
 
 
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        found = [a for a in typing.get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+        return found[0] if found else None
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def _is_int(annotation: Any) -> bool:
+    if annotation is int:
+        return True
+    return any(_is_int(arg) for arg in typing.get_args(annotation))
+
+
+def _declared(model: type[BaseModel], served: dict[str, Any]) -> dict[str, Any]:
+    """The served values of the fields the model knows (the server adds bookkeeping of its own);
+    empty values are left undeclared, so they are not enforced."""
+    out: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        value = served.get(name, served.get(info.alias or name))
+        sub = _model_of(info.annotation)
+        if sub is not None and isinstance(value, dict):
+            value = _declared(sub, value)
+        if value is None or value == "" or value == {}:
+            continue
+        if isinstance(value, str) and value.isdigit() and _is_int(info.annotation):
+            value = int(value)  # protojson writes 64-bit integers as strings ("room_duration": "0")
+        out[name] = value
+    return out
+
+
+def pnm_manifest(room: ObservedPnmRoom) -> dict[str, Any]:
+    """A PlugNmeetRoom declaring what the server serves; raises ValueError if it cannot be one."""
+    metadata = _declared(PnmMetadata, room.metadata)
+    extra = {k: v for k, v in (metadata.get("extra_data") or {}).items() if k != SPEC_HASH_KEY}
+    metadata.pop("extra_data", None)
+    if extra:
+        metadata["extra_data"] = extra
+    check_room_id(room.room_id)  # what the server serves could still be no valid manifest
+    meta: dict[str, Any] = {"name": room.room_id}
+    spec: dict[str, Any] = {"metadata": metadata, "policy": dict(ADOPTED_POLICY)}
+    document = {"apiVersion": API_VERSION, "kind": "PlugNmeetRoom", "metadata": meta, "spec": spec}
+    try:
+        manifest = PlugNmeetRoomManifest.model_validate(document)
+    except ValidationError as err:
+        raise ValueError(str(err.errors()[0]["msg"])) from None
+    dumped: dict[str, Any] = manifest.model_dump(by_alias=True, exclude_unset=True, mode="json")
+    return dumped
+
+
+def _wants_plugnmeet(args: argparse.Namespace) -> bool:
+    """plugNmeet is exported where it is configured, or with the embedded sandbox (which serves both)."""
+    return bool(os.environ.get("PLUGNMEET_URL")) or server_settings(args).url is None
+
+
 async def _export(args: argparse.Namespace) -> int:
-    async with open_backend(args) as backend:
-        rooms = await backend.list_rooms(args.rooms or None)
-        chosen = Selection(tuple(args.target))
-        rooms = [r for r in rooms if chosen.covers(r.name, None)]
-        dispatches = await asyncio.gather(*(backend.list_dispatches(r.name) for r in rooms))
-    missing = sorted(set(args.rooms) - {r.name for r in rooms})
+    chosen = Selection(tuple(args.target))
+    wanted = set(args.rooms)
+
+    def picked(name: str) -> bool:
+        return (not wanted or name in wanted) and chosen.covers(name, None)
+
+    async with open_backends(args, plugnmeet=_wants_plugnmeet(args)) as backends:
+        active: list[ObservedPnmRoom] = []
+        if backends.plugnmeet is not None:
+            active = [r for r in await backends.plugnmeet.active_rooms() if picked(r.room_id)]
+        pnm_ids = {r.room_id for r in active}
+        rooms = await backends.livekit.list_rooms(args.rooms or None)
+        # A plugNmeet room lives in LiveKit under its room id: it is adopted once, as a PlugNmeetRoom.
+        rooms = [r for r in rooms if picked(r.name) and r.name not in pnm_ids]
+        dispatches = await asyncio.gather(*(backends.livekit.list_dispatches(r.name) for r in rooms))
+    documents = [room_manifest(r, list(d)) for r, d in zip(rooms, dispatches, strict=True)]
+    for room in active:
+        if SPEC_HASH_KEY in (room.metadata.get("extra_data") or {}):
+            print(f"warning: plugNmeet room {room.room_id!r} was created by roomctl from another manifest; "
+                  "adopt it with that manifest (its spec hash cannot be reproduced here)", file=sys.stderr)
+            continue
+        try:
+            documents.append(pnm_manifest(room))
+        except ValueError as exc:
+            print(f"warning: plugNmeet room {room.room_id!r} cannot be exported: {exc}", file=sys.stderr)
+    missing = sorted(wanted - {r.name for r in rooms} - pnm_ids)
     for name in missing:
         print(f"warning: room {name!r} does not exist on the server", file=sys.stderr)
-    documents = [room_manifest(r, list(d)) for r, d in zip(rooms, dispatches, strict=True)]
     if args.output == "json":
         print(json.dumps(documents, indent=2))
     else:
@@ -69,6 +157,9 @@ async def _export(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_export(args))
-    except (UsageError, BackendError) as exc:
+    except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except BackendError as exc:
+        print(f"error: {exc.describe()}", file=sys.stderr)
         return 1
