@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from .backends.errors import BackendError
-from .engine import Backends, make_combined_plan, plan_one_room
+from .engine import DEFAULT_SERVER, Backends, make_combined_plan, plan_one_room, server_of
 from .execute import ActionResult, Results, execute, execute_combined
 from .manifests import Inputs, ManifestError, load_inputs
 from .plan import Plan, PlanOptions, PlanRefused, RoomPlan
@@ -66,11 +66,23 @@ def _fingerprint(paths: Sequence[str]) -> tuple[tuple[str, int, int], ...]:
     return tuple(found)
 
 
+def webhook_keys(backends: Backends) -> tuple[dict[str, str], dict[str, str]]:
+    """(API key -> secret, API key -> server) for every LiveKit server of the run: a webhook is
+    verified with its signer's secret and reacted to on that server (the default one first)."""
+    secrets: dict[str, str] = {}
+    servers: dict[str, str] = {}
+    for server, backend in [(DEFAULT_SERVER, backends.livekit), *sorted(backends.named.items())]:
+        key = backend.tokens.api_key
+        if key not in secrets:
+            secrets[key] = backend.tokens.api_secret
+            servers[key] = server
+    return secrets, servers
+
+
 @dataclass
 class Enforcer:
     paths: Sequence[str]
     backends: Backends
-    keys: Mapping[str, str] = field(repr=False)
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     options: PlanOptions = field(default_factory=PlanOptions)
     concurrency: int = 16
@@ -82,6 +94,7 @@ class Enforcer:
     full_runs: int = 0
 
     def __post_init__(self) -> None:
+        self.keys, self.servers = webhook_keys(self.backends)
         self.metrics = ServeMetrics(self.registry)
         self.gate = RunGate()
         self.queue = EventQueue(self.react, capacity=self.queue_capacity, workers=self.workers, gate=self.gate,
@@ -161,17 +174,22 @@ class Enforcer:
         inputs = self.inputs
         webhook = self.metrics.webhook
         try:
-            if inputs is None:
+            server = self.servers.get(work.api_key)
+            if inputs is None or server is None:
                 webhook.runs.labels("no_action").inc()
                 return
-            room_plan = await plan_one_room(self.backends.livekit, inputs, work.room)
+            # Only the rooms declared on the server that sent it (RoomPolicies govern the default server).
+            scoped = Inputs([d for d in inputs.livekit if server_of(d) == server], [],
+                            inputs.policies if server == DEFAULT_SERVER else [])
+            backend = self.backends.for_server(server)
+            room_plan = await plan_one_room(backend, scoped, work.room)
             if room_plan is None or not room_plan.actions:
                 webhook.runs.labels("no_action").inc()  # counted, never logged at INFO
                 log.debug("webhook %s for %r: nothing to do", dict(work.events), work.room)
                 if room_plan is not None:
                     self._drift([room_plan])
                 return
-            results = await execute(Plan((room_plan,)), self.backends.livekit, concurrency=self.concurrency)
+            results = await execute(Plan((room_plan,)), backend, concurrency=self.concurrency)
             self._drift([room_plan])
             self._count(results, "webhook")
             webhook.runs.labels("acted" if results.ok else "failed").inc()

@@ -7,15 +7,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import re
 import signal
 import sys
 from collections.abc import Iterator
 
 from ..backends.errors import BackendError
+from ..backends.limiter import DEFAULT_CONCURRENCY
 from ..manifests import ManifestError, load_inputs
 from ..plan import PlanRefused
-from .common import UsageError, add_server_options, open_backends, report_manifest_error, server_settings
+from .common import UsageError, add_server_options, open_backends, referenced_servers, report_manifest_error
 
 KEEP_ALIVE_SECONDS = 95
 DRAIN_SECONDS = 10.0  # on SIGTERM, how long queued webhook reactions may still run
@@ -30,7 +32,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     parser.add_argument("--interval", default="60s", metavar="DURATION",
                         help="full reconcile every DURATION, the safety net for lost webhooks: 30s, 5m, 1h "
                              "(default 60s)")
-    parser.add_argument("--concurrency", type=int, default=16, help="actions in flight at once (default 16)")
+    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
+                        help=f"most actions in flight at once (default {DEFAULT_CONCURRENCY})")
     parser.add_argument("--queue-size", type=int, default=1000, metavar="N",
                         help="rooms waiting for a webhook reaction before /webhook answers 503 (default 1000)")
     add_server_options(parser)
@@ -78,14 +81,16 @@ async def _serve(args: argparse.Namespace) -> int:
     if args.concurrency < 1 or args.queue_size < 1:
         raise UsageError("--concurrency and --queue-size must be at least 1")
     inputs = load_inputs(args.paths)  # bad input at start: the usual one-line errors, exit 1, no request
-    settings = server_settings(args)
+    # A long-running process has no run deadline (each request still has --timeout).
+    args.deadline = math.inf
 
     def report(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
-    async with open_backends(args, concurrency=args.concurrency, plugnmeet=bool(inputs.plugnmeet)) as backends:
-        enforcer = Enforcer(args.paths, backends, {settings.api_key: settings.api_secret}, report=report,
-                            concurrency=args.concurrency, queue_capacity=args.queue_size)
+    async with open_backends(args, concurrency=args.concurrency, plugnmeet=bool(inputs.plugnmeet),
+                             servers=referenced_servers(inputs)) as backends:
+        enforcer = Enforcer(args.paths, backends, report=report, concurrency=args.concurrency,
+                            queue_capacity=args.queue_size)
         enforcer.inputs = inputs
         enforcer.metrics.manifests_valid.set(1)
         app = WebhookApp(enforcer.receiver, ready=lambda: enforcer.ready, registry=enforcer.registry)

@@ -270,9 +270,11 @@ def test_a_lost_webhook_is_healed_by_the_interval(sandbox: SandboxServer, tmp_pa
     port = free_port()
     sandbox.test_api("PUT", "webhooks", {"url": f"http://127.0.0.1:{port}/webhook", "drop": True})
     try:
+        # --deadline bounds one CLI run; serve has none, so a run after one second still works.
         serve = _start_on(sandbox.url, [str(tmp_path / "rooms.yaml")], tmp_path / "serve.log", port,
-                          "--interval", "1s")
+                          "--interval", "1s", "--deadline", "1")
         try:
+            time.sleep(1.2)
             join(sandbox.url, "quiet", "dana")
             wait_until(lambda: permission(sandbox.url, "quiet", "dana")["can_publish"] is False, 10,
                        "the interval run to correct dana")
