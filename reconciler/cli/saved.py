@@ -114,6 +114,8 @@ async def apply_saved(args: argparse.Namespace, saved: SavedPlan,
                                f"now {now or '(none)'}")
         if not reasons:
             combined = await make_combined_plan(backends, inputs, saved.options)
+            # A room that could not be read now cannot be shown unchanged: the plan does not hold.
+            reasons.extend(f"{room.name!r} could not be read: {room.error}" for room in combined.merged.unreadable)
             fresh = _server_entries(combined, backends)
             for server in sorted(set(saved.servers) | set(fresh)):
                 before = saved.servers.get(server)

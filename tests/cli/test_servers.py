@@ -8,12 +8,14 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from reconciler.operator.decide import CredentialsError, RoomObject
 from reconciler.operator.servers import Credentials, ServerPool, server_key
 from tests.support.cli import roomctl
 from tests.support.server import SandboxServer, run_sandbox
+from tests.support.tokens import mint
 
 ROOMS = """\
 apiVersion: roomctl.dev/v1alpha1
@@ -94,3 +96,30 @@ async def test_operator_refuses_a_cli_only_server_ref() -> None:
     assert server_key("ns", obj.spec) != server_key("ns", {})  # never grouped with the default server
     with pytest.raises(CredentialsError, match=r"needs spec\.serverRef\.secretName"):
         await pool.credentials(obj)
+
+
+def test_saved_plan_spans_servers_and_notices_a_change_on_either(
+        sandbox: SandboxServer, second_sandbox: SandboxServer, tmp_path: Path) -> None:
+    second_sandbox.reset()
+    manifest = tmp_path / "rooms.yaml"
+    manifest.write_text(ROOMS)
+    servers_file(tmp_path, second_sandbox.url)
+    env = {"EU_KEY": "eukey", "EU_SECRET": "secret"}
+    plan_file = tmp_path / "plan.json"
+    assert roomctl(sandbox, "diff", str(manifest), "--out", str(plan_file), cwd=tmp_path, **env).returncode == 2
+    saved = json.loads(plan_file.read_text())["servers"]
+    assert saved[""]["url"] == sandbox.url and saved["eu"]["url"] == second_sandbox.url
+    assert [a["room"] for a in saved["eu"]["actions"]] == ["eu-room"]
+    # Out of band, on the second server only: the room the plan would create appears.
+    token = mint({"video": {"roomCreate": True}}, key="eukey")
+    created = httpx.post(f"{second_sandbox.url}/twirp/livekit.RoomService/CreateRoom", json={"name": "eu-room"},
+                         headers={"Authorization": f"Bearer {token}"})
+    assert created.status_code == 200
+    sandbox.test_api("DELETE", "requests")
+    refused = roomctl(sandbox, "apply", str(plan_file), cwd=tmp_path, **env)
+    assert refused.returncode == 1 and "server eu: room 'eu-room' exists now" in refused.stderr
+    assert "RoomService.CreateRoom" not in sandbox.counts()  # nothing written on the other server either
+    assert roomctl(sandbox, "diff", str(manifest), "--out", str(plan_file), cwd=tmp_path, **env).returncode == 2
+    applied = roomctl(sandbox, "apply", str(plan_file), cwd=tmp_path, **env)
+    assert applied.returncode == 0, applied.stderr
+    assert roomctl(sandbox, "diff", str(manifest), cwd=tmp_path, **env).returncode == 0

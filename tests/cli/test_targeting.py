@@ -230,3 +230,20 @@ def test_export_target_reads_only_the_targeted_rooms(sandbox: SandboxServer) -> 
     assert result.returncode == 0, result.stderr
     assert "name: exp-a1" in result.stdout and "name: exp-a2" in result.stdout and "exp-b1" not in result.stdout
     assert "exp-b1" not in sandbox.test_api("GET", "requests")["by_room"]  # no ListDispatch for it
+
+
+def test_targeting_restricts_what_room_policies_govern() -> None:
+    """A --target run touches no live room outside it, even one a RoomPolicy matches; the
+    observation does not even ask for its participants."""
+    from reconciler.plan import what_to_observe
+    from tests.plan.test_plan_policy import MUTE, policy
+    from tests.plan.test_plan_rules import observed, participant, state
+
+    policies = [policy("support", participants=[MUTE])]
+    live = state(observed("support-1", participants=(participant("u1"),)),
+                 observed("support-2", participants=(participant("u2"),)))
+    chosen = Selection(targets=("support-2",))
+    result = plan([], live, PlanOptions(selection=chosen), policies)
+    assert [(a.room, a.target) for a in result.actions] == [("support-2", "u2")]
+    want = what_to_observe([], policies, selection=chosen)
+    assert not want.needs("support-1").participants and want.needs("support-2").participants

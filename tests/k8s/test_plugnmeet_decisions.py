@@ -361,3 +361,12 @@ def test_handlers_hand_kopf_the_backoff_and_never_retry_a_permanent_failure() ->
     with pytest.raises(kopf.PermanentError):
         _raise_for(failed(obj(spec()), failure_for(InvalidSpec("spec: bad")), NOW), 0, config)
     _raise_for(run(obj(spec()), None)[1], 0, config)  # success: nothing raised
+
+
+def test_suspended_plugnmeet_room_is_reported_and_nothing_is_done() -> None:
+    before = obj(spec(recreate="Always"))
+    room_plan, outcome = run(obj(spec(welcome="changed", recreate="Always", suspend=True)), served(before, joined=2))
+    assert (room_plan.status, room_plan.actions) == ("suspended", ())  # no endRoom + create while suspended
+    assert cond(outcome, "Synced")["reason"] == "Suspended" and outcome.events == ()
+    kept = decide_deletion(KIND_OPS[KIND].desired(obj(spec(suspend=True))), served(before))
+    assert kept.action is None and "spec.suspend" in kept.event.message
