@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from .model import RoomSpec
 from .model.base import MAX_NAME_BYTES
 from .model.plugnmeet import ROOM_ID_RE, PnmSpec
+from .model.policy import RoomPolicySpec
 
 GROUP = "roomctl.dev"
 VERSION = "v1alpha1"
@@ -110,6 +111,37 @@ def _condition_schema() -> dict[str, Any]:
     }
 
 
+def _conditions_schema() -> dict[str, Any]:
+    return {
+        "type": "array",
+        "items": _condition_schema(),
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["type"],
+    }
+
+
+def policy_status_schema() -> dict[str, Any]:
+    """A RoomPolicy's status: what the last sweep found and did."""
+    return {
+        "type": "object",
+        "properties": {
+            "observedGeneration": {"type": "integer", "format": "int64", "minimum": 0,
+                                   "description": "The metadata.generation the status describes."},
+            "matchedRooms": {"type": "integer", "minimum": 0,
+                             "description": "Live rooms the policy matched in the last sweep."},
+            "changesLastSweep": {"type": "integer", "minimum": 0,
+                                 "description": "Changes the policy's rules made in the last sweep."},
+            "failuresLastSweep": {"type": "integer", "minimum": 0,
+                                  "description": "Changes that failed in the last sweep (see events)."},
+            "driftLastSweep": {"type": "integer", "minimum": 0,
+                               "description": "Differences reported but not acted on (observeOnly, ignore)."},
+            "lastEnforcedTime": {"type": "string", "format": "date-time",
+                                 "description": "When the policy was last enforced by a sweep."},
+            "conditions": _conditions_schema(),
+        },
+    }
+
+
 def status_schema() -> dict[str, Any]:
     return {
         "type": "object",
@@ -136,12 +168,7 @@ def status_schema() -> dict[str, Any]:
                     },
                 },
             },
-            "conditions": {
-                "type": "array",
-                "items": _condition_schema(),
-                "x-kubernetes-list-type": "map",
-                "x-kubernetes-list-map-keys": ["type"],
-            },
+            "conditions": _conditions_schema(),
         },
     }
 
@@ -155,15 +182,20 @@ class Kind:
     name_field: str  # the spec field naming the server-side room (immutable)
     # Rules the model states in validators rather than in its JSON Schema: (root schema, spec schema).
     extra_rules: Callable[[dict[str, Any], dict[str, Any]], None] | None = None
+    # A kind that owns no single room (RoomPolicy) brings its own status, columns and description.
+    status: Callable[[], dict[str, Any]] = status_schema
+    columns: Callable[[], list[dict[str, Any]]] | None = None
+    description: str = ""
 
 
 def _room_spec_schema(spec: dict[str, Any], name_field: str) -> dict[str, Any]:
     rules = spec.setdefault("x-kubernetes-validations", [])
-    rules.append({
-        "rule": f"(has(self.{name_field}) ? self.{name_field} : '') == "
-                f"(has(oldSelf.{name_field}) ? oldSelf.{name_field} : '')",
-        "message": f"spec.{name_field} is immutable: it names the room on the server; create a new object instead",
-    })
+    if name_field:
+        rules.append({
+            "rule": f"(has(self.{name_field}) ? self.{name_field} : '') == "
+                    f"(has(oldSelf.{name_field}) ? oldSelf.{name_field} : '')",
+            "message": f"spec.{name_field} is immutable: it names the room on the server; create a new object instead",
+        })
     props = spec["properties"]
     if "minPlayoutDelay" in props:
         rules.append({
@@ -217,19 +249,37 @@ def _printer_columns() -> list[dict[str, Any]]:
     ]
 
 
+def _policy_printer_columns() -> list[dict[str, Any]]:
+    def condition(type_: str, field: str) -> str:
+        return f'.status.conditions[?(@.type=="{type_}")].{field}'
+
+    return [
+        {"name": "Priority", "type": "integer", "jsonPath": ".spec.priority"},
+        {"name": "Rooms", "type": "integer", "jsonPath": ".status.matchedRooms"},
+        {"name": "Changes", "type": "integer", "jsonPath": ".status.changesLastSweep"},
+        {"name": "Ready", "type": "string", "jsonPath": condition("Ready", "status")},
+        {"name": "Synced", "type": "string", "jsonPath": condition("Synced", "status")},
+        {"name": "Reason", "type": "string", "priority": 1, "jsonPath": condition("Synced", "reason")},
+        {"name": "Enforced", "type": "date", "priority": 1, "jsonPath": ".status.lastEnforcedTime"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ]
+
+
 def crd(kind: Kind) -> dict[str, Any]:
     spec = _room_spec_schema(model_schema(kind.spec_model), kind.name_field)
+    if not spec["x-kubernetes-validations"]:
+        del spec["x-kubernetes-validations"]
     spec["description"] = spec.get("description") or f"The desired {kind.kind}."
     root: dict[str, Any] = {
         "type": "object",
-        "description": f"roomctl {kind.kind}: one object owns one room on the server.",
+        "description": kind.description or f"roomctl {kind.kind}: one object owns one room on the server.",
         "required": ["spec"],
         "properties": {
             "apiVersion": {"type": "string"},
             "kind": {"type": "string"},
             "metadata": {"type": "object"},
             "spec": spec,
-            "status": status_schema(),
+            "status": kind.status(),
         },
     }
     if kind.extra_rules is not None:
@@ -254,7 +304,7 @@ def crd(kind: Kind) -> dict[str, Any]:
                 "served": True,
                 "storage": True,
                 "subresources": {"status": {}},
-                "additionalPrinterColumns": _printer_columns(),
+                "additionalPrinterColumns": (kind.columns or _printer_columns)(),
                 "schema": {"openAPIV3Schema": root},
             }],
         },
@@ -264,7 +314,12 @@ def crd(kind: Kind) -> dict[str, Any]:
 ROOM = Kind("Room", "rooms", ("lkroom", "lkrooms"), RoomSpec, "name")
 PLUGNMEET_ROOM = Kind("PlugNmeetRoom", "plugnmeetrooms", ("pnmroom", "pnmrooms"), PnmSpec, "roomId",
                       _pnm_room_id_rules)
-KINDS: tuple[Kind, ...] = (ROOM, PLUGNMEET_ROOM)
+ROOM_POLICY = Kind("RoomPolicy", "roompolicies", ("lkpolicy", "lkpolicies"), RoomPolicySpec, "",
+                   status=policy_status_schema, columns=_policy_printer_columns,
+                   description="roomctl RoomPolicy: participant rules, agents and room metadata for every live "
+                               "room whose name matches, declared or not. Never creates or deletes rooms.")
+KINDS: tuple[Kind, ...] = (ROOM, PLUGNMEET_ROOM, ROOM_POLICY)
+PLURALS: dict[str, str] = {kind.kind: kind.plural for kind in KINDS}
 
 
 def all_crds() -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from .base import MAX_AGENTS, MAX_NAME_BYTES, JsonText, ObjectMeta, Strict
+from .base import MAX_AGENTS, MAX_NAME_BYTES, JsonText, ObjectMeta, ServerRef, Strict
 from .room import AgentDispatchSpec, ParticipantRule, unique_agent_names
 
 # What a policy may leave unenforced: its roomMetadata, its agents, its participant rules.
@@ -39,6 +39,7 @@ class RoomPolicySpec(Strict):
     agents: Annotated[list[AgentDispatchSpec], Field(max_length=MAX_AGENTS)] = Field(default_factory=list)
     room_metadata: JsonText | None = None
     policy: RoomPolicyPolicy = Field(default_factory=RoomPolicyPolicy)
+    server_ref: ServerRef | None = None  # operator: the LiveKit server whose rooms it governs
 
     @field_validator("agents")
     @classmethod
@@ -92,9 +93,9 @@ class DesiredPolicy:
         return f"{self.file}:{self.line}"
 
     @property
-    def order(self) -> tuple[int, str]:
-        """Lower priority first; ties broken by name."""
-        return (self.spec.priority, self.name)
+    def order(self) -> tuple[int, str, str]:
+        """Lower priority first; ties broken by name (then namespace, in a cluster)."""
+        return (self.spec.priority, self.name, self.manifest.metadata.namespace or "")
 
     def matches(self, room: str) -> bool:
         return self.spec.matches(room)

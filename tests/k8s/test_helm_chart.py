@@ -17,8 +17,8 @@ HELM, WHY = helm_binary()
 pytestmark = pytest.mark.skipif(HELM is None, reason=f"no helm binary: {WHY}")
 
 ROOM_RULES = [
-    {"apiGroups": ["roomctl.dev"], "resources": ["rooms", "plugnmeetrooms"], "verbs": ["get", "list", "watch", "patch"]},
-    {"apiGroups": ["roomctl.dev"], "resources": ["rooms/status", "plugnmeetrooms/status"], "verbs": ["get", "patch"]},
+    {"apiGroups": ["roomctl.dev"], "resources": ["rooms", "plugnmeetrooms", "roompolicies"], "verbs": ["get", "list", "watch", "patch"]},
+    {"apiGroups": ["roomctl.dev"], "resources": ["rooms/status", "plugnmeetrooms/status", "roompolicies/status"], "verbs": ["get", "patch"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
 ]
 
@@ -45,7 +45,7 @@ def test_default_render_is_cluster_wide_with_exactly_the_needed_rules() -> None:
     assert {d["kind"] for d in docs} == {"CustomResourceDefinition", "ServiceAccount", "ClusterRole",
                                          "ClusterRoleBinding", "Secret", "Service", "Deployment"}
     assert sorted(c["metadata"]["name"] for c in kinds(docs, "CustomResourceDefinition")) == [
-        "plugnmeetrooms.roomctl.dev", "rooms.roomctl.dev"]
+        "plugnmeetrooms.roomctl.dev", "roompolicies.roomctl.dev", "rooms.roomctl.dev"]
     (role,) = kinds(docs, "ClusterRole")
     assert role["rules"] == ROOM_RULES  # no Secrets unless named, nothing kopf does not use
     (binding,) = kinds(docs, "ClusterRoleBinding")
@@ -89,7 +89,7 @@ def test_chart_crds_are_the_generated_ones() -> None:
     rendered = kinds(render(), "CustomResourceDefinition")
     by_name = {c["metadata"]["name"]: c for c in rendered}
     assert by_name == {c["metadata"]["name"]: c for c in all_crds()}
-    assert len(rendered) == 2
+    assert len(rendered) == 3
 
 
 def test_plugnmeet_server_from_values_or_an_existing_secret() -> None:

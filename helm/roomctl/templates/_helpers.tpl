@@ -26,10 +26,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/* The rules, shared by the ClusterRole and the per-namespace Roles: exactly what the operator calls. */}}
 {{- define "roomctl.rules" -}}
 - apiGroups: ["roomctl.dev"]
-  resources: ["rooms", "plugnmeetrooms"]
+  resources: ["rooms", "plugnmeetrooms", "roompolicies"]
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["roomctl.dev"]
-  resources: ["rooms/status", "plugnmeetrooms/status"]
+  resources: ["rooms/status", "plugnmeetrooms/status", "roompolicies/status"]
   verbs: ["get", "patch"]
 - apiGroups: [""]
   resources: ["events"]
