@@ -383,9 +383,10 @@ def decide_deletion(desired: AnyDesired, observed: AnyObserved | None) -> Deleti
 
 def status_changed(old: Mapping[str, Any], new: Mapping[str, Any], seconds_since_sync: float | None,
                    refresh_after: float) -> bool:
-    """Whether the sweep should write the status: anything but lastSyncTime differs, or that is stale.
-    Writing 1,000 identical statuses every interval would only load the API server."""
+    """Whether the sweep should write the status: anything but lastSyncTime (a RoomPolicy's
+    lastEnforcedTime) differs, or that is stale. Writing 1,000 identical statuses every interval
+    would only load the API server."""
     keys = set(old) | set(new)
-    if any(old.get(k) != new.get(k) for k in keys if k != "lastSyncTime"):
+    if any(old.get(k) != new.get(k) for k in keys if k not in ("lastSyncTime", "lastEnforcedTime")):
         return True
     return seconds_since_sync is None or seconds_since_sync >= refresh_after

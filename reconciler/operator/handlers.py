@@ -17,10 +17,11 @@ import kopf
 import yaml
 
 from ..backends.errors import BackendError
-from ..crd import GROUP, PLUGNMEET_ROOM, ROOM, VERSION, Kind
+from ..crd import GROUP, PLUGNMEET_ROOM, ROOM, ROOM_POLICY, VERSION, Kind
 from . import metrics, webhook
 from .decide import CredentialsError, Event, Outcome, RoomObject, backoff, failed, failure_for, status_changed
 from .kube import KubeClient
+from .policy import policy_checked
 from .reconciler import Reconciler
 from .servers import Credentials, ServerPool, server_key
 
@@ -30,7 +31,8 @@ FINALIZER = f"{GROUP}/finalizer"
 INDEX = "rooms_by_server"
 # The kinds reconciled as rooms, each with its own kopf index (kopf passes an index by its id).
 ROOM_KINDS: tuple[Kind, ...] = (ROOM, PLUGNMEET_ROOM)
-INDEXES = {ROOM.kind: INDEX, PLUGNMEET_ROOM.kind: "plugnmeetrooms_by_server"}
+POLICY_INDEX = "roompolicies_by_server"
+INDEXES = {ROOM.kind: INDEX, PLUGNMEET_ROOM.kind: "plugnmeetrooms_by_server", ROOM_POLICY.kind: POLICY_INDEX}
 
 
 @dataclass
@@ -64,7 +66,8 @@ class OperatorState:
     swept: int = 0  # objects in the last sweep
     last_sweep: str = ""
     sweep_task: asyncio.Task[None] | None = None
-    indexes: list[kopf.Index[str, RoomObject]] = field(default_factory=list)  # one per room kind
+    indexes: list[kopf.Index[str, RoomObject]] = field(default_factory=list)  # one per kind (RoomPolicy too)
+    policy_index: kopf.Index[str, RoomObject] | None = None
     outcomes: list[tuple[str, Outcome]] = field(default_factory=list)  # the last sweep's, for tests
     webhook: Any = None  # the running WebhookEndpoint, when enabled
 
@@ -73,8 +76,12 @@ class OperatorState:
             self.pool = ServerPool(self.config.default_credentials, lambda: self.kube,
                                    plugnmeet_default=self.config.plugnmeet_credentials,
                                    timeout=self.config.request_timeout, on_call=metrics.observe_call)
-            self.reconciler = Reconciler(self.pool)
+            self.reconciler = Reconciler(self.pool, policy_objects=self.policy_objects)
         return self.reconciler
+
+    def policy_objects(self) -> list[RoomObject]:
+        index = self.policy_index
+        return [] if index is None else [obj for key in list(index) for obj in list(index.get(key, []))]
 
     async def post(self, obj: RoomObject, events: Collection[Event]) -> None:
         if self.kube is not None:
@@ -149,6 +156,7 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     for kind in ROOM_KINDS:
         _register_kind(registry, state, kind)
+    _register_policies(registry, state)
     webhook.register(registry, state)
 
     @kopf.on.login(registry=registry)
@@ -162,6 +170,7 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
     @kopf.on.startup(registry=registry)
     async def startup(**kwargs: Any) -> None:
         state.indexes = [kwargs[i] for i in INDEXES.values()]  # kopf passes each index by its id
+        state.policy_index = kwargs[POLICY_INDEX]
         if state.config.metrics_port:
             from prometheus_client import start_http_server
 
@@ -240,6 +249,29 @@ def _register_kind(registry: kopf.OperatorRegistry, state: OperatorState, kind: 
         await state.post(obj, [event])
 
 
+def _register_policies(registry: kopf.OperatorRegistry, state: OperatorState) -> None:
+    """RoomPolicy: indexed by server (the sweep enforces it with that server's Rooms); a created or
+    changed policy is validated at once (operator/policy.py), enforced by the next sweep."""
+    resource = (GROUP, VERSION, ROOM_POLICY.plural)
+
+    @kopf.index(*resource, id=POLICY_INDEX, registry=registry)
+    def by_server(body: kopf.Body, meta: kopf.Meta, namespace: str | None,
+                  **_: Any) -> dict[str, RoomObject] | None:
+        if meta.get("deletionTimestamp") or namespace is None:
+            return None
+        obj = RoomObject.from_body(body)
+        return {server_key(namespace, obj.spec, ROOM_POLICY.kind): obj}
+
+    @kopf.on.create(*resource, registry=registry)
+    @kopf.on.update(*resource, registry=registry)
+    @kopf.on.resume(*resource, registry=registry)
+    async def changed(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        obj = RoomObject.from_body(body)
+        outcome = policy_checked(obj, state.connected_reconciler().now())
+        patch.status.update(outcome.status)
+        await state.post(obj, outcome.events)
+
+
 async def _sweep_forever(state: OperatorState, indexes: list[kopf.Index[str, RoomObject]]) -> None:
     while True:
         await asyncio.sleep(state.config.sync_interval)
@@ -251,7 +283,7 @@ async def _sweep_forever(state: OperatorState, indexes: list[kopf.Index[str, Roo
 
 async def sweep_once(state: OperatorState, indexes: list[kopf.Index[str, RoomObject]]) -> None:
     objects = [obj for index in indexes for key in list(index) for obj in list(index.get(key, []))]
-    metrics.ROOMS.set(len(objects))
+    metrics.ROOMS.set(sum(1 for obj in objects if obj.kind != ROOM_POLICY.kind))
     outcomes = await state.connected_reconciler().sweep(objects)
     gate = asyncio.Semaphore(16)
 
@@ -259,7 +291,7 @@ async def sweep_once(state: OperatorState, indexes: list[kopf.Index[str, RoomObj
         async with gate:
             if state.kube is None:
                 return
-            since = _seconds_since(obj.status.get("lastSyncTime"))
+            since = _seconds_since(obj.status.get("lastSyncTime") or obj.status.get("lastEnforcedTime"))
             if status_changed(obj.status, outcome.status, since, state.config.status_refresh):
                 try:
                     await state.kube.patch_status(obj, outcome.status)

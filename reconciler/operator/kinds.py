@@ -11,9 +11,9 @@ from typing import Generic, TypeVar
 
 from ..backends.livekit import LiveKitBackend
 from ..backends.plugnmeet import PlugNmeetBackend
-from ..model import DesiredRoom
+from ..model import DesiredPolicy, DesiredRoom
 from ..observed import ObservedRoom
-from ..plan import RoomPlan
+from ..plan import RoomPlan, plan_live_room
 from .decide import AnyDesired, AnyObserved, RoomObject, decide, desired_room
 from .servers import Credentials, ServerPool
 
@@ -42,6 +42,15 @@ class KindOps(Generic[D, Obs, B]):
         """The CLI's pure plan for this one room."""
         raise NotImplementedError
 
+    # RoomPolicies govern LiveKit rooms only; a kind they do not concern ignores them.
+    async def observe_with(self, backend: B, desired: Sequence[D], policies: Sequence[DesiredPolicy],
+                           everything: bool = False) -> Mapping[str, Obs]:
+        """As `observe`, fetching also what the policies need; `everything`: every live room (a sweep)."""
+        return await self.observe(backend, desired)
+
+    def plan_with(self, desired: D, observed: Obs | None, policies: Sequence[DesiredPolicy]) -> RoomPlan:
+        return self.plan(desired, observed)
+
 
 class RoomOps(KindOps[DesiredRoom, ObservedRoom, LiveKitBackend]):
     kind = "Room"
@@ -58,6 +67,22 @@ class RoomOps(KindOps[DesiredRoom, ObservedRoom, LiveKitBackend]):
 
     def plan(self, desired: DesiredRoom, observed: ObservedRoom | None) -> RoomPlan:
         return decide(desired, observed)
+
+    async def observe_with(self, backend: LiveKitBackend, desired: Sequence[DesiredRoom],
+                           policies: Sequence[DesiredPolicy], everything: bool = False) -> Mapping[str, ObservedRoom]:
+        if not policies:
+            return (await backend.observe(list(desired), list_all=everything)).rooms
+        only = None if everything else [d.name for d in desired]
+        return (await backend.observe(list(desired), policies=policies, only=only)).rooms
+
+    def plan_with(self, desired: DesiredRoom, observed: ObservedRoom | None,
+                  policies: Sequence[DesiredPolicy]) -> RoomPlan:
+        """The Room's own rules first, then the matching policies' (plan_live_room, as the CLI)."""
+        if not policies:
+            return decide(desired, observed)
+        planned = plan_live_room(desired, policies, observed)
+        assert planned is not None  # a declared room always has a plan
+        return planned
 
 
 ROOM_OPS = RoomOps()

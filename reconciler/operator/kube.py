@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from ..crd import GROUP, VERSION
+from ..crd import GROUP, PLURALS, VERSION
 from .decide import Event, RoomObject
 
 log = logging.getLogger("roomctl.operator.kube")
@@ -54,7 +54,7 @@ class KubeClient:
         return {k: base64.b64decode(v).decode() for k, v in data.items()}
 
     async def patch_status(self, obj: RoomObject, status: Mapping[str, Any]) -> None:
-        plural = f"{obj.kind.lower()}s"
+        plural = PLURALS.get(obj.kind, f"{obj.kind.lower()}s")
         path = f"/apis/{GROUP}/{VERSION}/namespaces/{obj.namespace}/{plural}/{obj.name}/status"
         await self._send("PATCH", path, json={"status": dict(status)},
                          headers={"Content-Type": "application/merge-patch+json"})

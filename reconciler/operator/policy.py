@@ -96,9 +96,10 @@ def conclude_policy(obj: RoomObject, policy: DesiredPolicy, enforcement: Enforce
                             for r in failures[:10])
         if len(failures) > 10:
             message += f"; and {len(failures) - 10} more"
-        events.append(Event("Warning", ENFORCEMENT_FAILED, message))
         synced = condition(previous, "Synced", False, ENFORCEMENT_FAILED,
                            f"{len(failures)} change(s) failed: {message}", generation, now)
+        if _is_new(previous, synced):  # the same failure every sweep is one event, not one per interval
+            events.append(Event("Warning", ENFORCEMENT_FAILED, message))
         cause = next((r.cause for r in failures if r.cause is not None), None)
         found = failure_for(cause) if cause is not None else Failure(ENFORCEMENT_FAILED, message, "temporary")
         failure = Failure(found.reason, message, found.retry, found.delay)
@@ -124,6 +125,14 @@ def conclude_policy(obj: RoomObject, policy: DesiredPolicy, enforcement: Enforce
     return Outcome(status, tuple(events), failure)
 
 
+def policy_checked(obj: RoomObject, now: str) -> Outcome:
+    """A created or changed policy, validated: Accepted (enforced by the next sweep) or InvalidSpec."""
+    try:
+        return accepted(obj, now)
+    except InvalidSpec as exc:
+        return policy_failed(obj, exc, now)
+
+
 def accepted(obj: RoomObject, now: str) -> Outcome:
     """A created or changed policy that validates: enforced by the next sweep of its server."""
     previous = obj.status.get("conditions") or []
@@ -145,9 +154,14 @@ def policy_failed(obj: RoomObject, exc: BaseException, now: str) -> Outcome:
     previous = obj.status.get("conditions") or []
     status = {k: v for k, v in obj.status.items() if k != "conditions"}
     status["observedGeneration"] = obj.generation
+    ready = condition(previous, "Ready", False, failure.reason, failure.message, obj.generation, now)
     status["conditions"] = [
-        condition(previous, "Ready", False, failure.reason, failure.message, obj.generation, now),
-        condition(previous, "Synced", False, failure.reason, failure.message, obj.generation, now),
+        ready, condition(previous, "Synced", False, failure.reason, failure.message, obj.generation, now),
     ]
-    return Outcome(status, (Event("Warning", ENFORCEMENT_FAILED, f"{failure.reason}: {failure.message}"),),
-                   failure)
+    events = (Event("Warning", ENFORCEMENT_FAILED, f"{failure.reason}: {failure.message}"),)
+    return Outcome(status, events if _is_new(previous, ready) else (), failure)
+
+
+def _is_new(previous: Sequence[Mapping[str, Any]], new: Mapping[str, Any]) -> bool:
+    old = next((c for c in previous if c.get("type") == new["type"]), None)
+    return old is None or any(old.get(k) != new[k] for k in ("status", "reason", "message", "observedGeneration"))

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..backends.errors import BackendError, Unavailable
 from ..execute import ActionResult, execute
+from ..model.policy import DesiredPolicy
 from ..plan import Plan, RoomPlan
 from . import metrics
 from .decide import (
@@ -33,6 +34,15 @@ from .decide import (
 )
 from .kinds import ROOM_OPS, KindOps
 from .plugnmeet import PLUGNMEET_OPS
+from .policy import (
+    Enforcement,
+    conclude_policy,
+    desired_policy,
+    is_policy,
+    plan_undeclared,
+    policy_failed,
+    valid_policies,
+)
 from .servers import ServerPool, server_key
 
 Ops = KindOps[Any, Any, Any]
@@ -55,11 +65,13 @@ class ObservationBatcher:
         self.backend = backend
         self.window = window
         self._pending: list[tuple[Any, asyncio.Future[Any]]] = []
+        self._policies: dict[str, DesiredPolicy] = {}
         self._flusher: asyncio.Task[None] | None = None
 
-    async def observe(self, desired: Any) -> Any:
+    async def observe(self, desired: Any, policies: Sequence[DesiredPolicy] = ()) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append((desired, future))
+        self._policies.update((p.source, p) for p in policies)
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush_later())
         return await future
@@ -67,9 +79,10 @@ class ObservationBatcher:
     async def _flush_later(self) -> None:
         await asyncio.sleep(self.window)
         batch, self._pending, self._flusher = self._pending, [], None
+        policies, self._policies = list(self._policies.values()), {}
         unique = {d.name: d for d, _ in batch}
         try:
-            rooms = await self.ops.observe(self.backend, list(unique.values()))
+            rooms = await self.ops.observe_with(self.backend, list(unique.values()), policies)
         except Exception as exc:
             for _, future in batch:
                 if not future.done():
@@ -93,6 +106,16 @@ class Reconciler:
     # The last status concluded per object: the kopf index (and so the sweep's view of an object) lags
     # behind our own status writes until the watch event arrives; drift events must not repeat for it.
     _statuses: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Every RoomPolicy object the operator knows (the kopf index); Rooms read the ones of their server.
+    policy_objects: Callable[[], Sequence[RoomObject]] = lambda: ()
+
+    def policies_for(self, obj: RoomObject) -> list[DesiredPolicy]:
+        """The valid RoomPolicies that govern the server of `obj` (none for a plugNmeet kind)."""
+        kind = self.ops(obj).kind
+        if kind != "Room":
+            return []
+        key = server_key(obj.namespace, obj.spec, kind)
+        return valid_policies(p for p in self.policy_objects() if server_key(p.namespace, p.spec, kind) == key)
 
     def _latest(self, obj: RoomObject) -> RoomObject:
         mine = self._statuses.get(obj.key)
@@ -136,16 +159,18 @@ class Reconciler:
         except (InvalidSpec, CredentialsError) as exc:
             return self._failed(obj, exc, trigger)
         async with self._locks[obj.key]:
+            policies = self.policies_for(obj)
             try:
-                observed = await self._batcher(self.ops(obj), backend).observe(desired)
+                observed = await self._batcher(self.ops(obj), backend).observe(desired, policies)
             except BackendError as exc:
                 return self._failed(obj, exc, trigger)
-            outcome = await self._apply(obj, desired, observed, backend, trigger)
+            outcome = await self._apply(obj, desired, observed, backend, trigger, policies)
             self._touched[obj.key] = time.monotonic()
             return outcome
 
-    async def _apply(self, obj: RoomObject, desired: Any, observed: Any, backend: Any, trigger: str) -> Outcome:
-        room_plan = self.ops(obj).plan(desired, observed)
+    async def _apply(self, obj: RoomObject, desired: Any, observed: Any, backend: Any, trigger: str,
+                     policies: Sequence[DesiredPolicy] = (), enforcement: Enforcement | None = None) -> Outcome:
+        room_plan = self.ops(obj).plan_with(desired, observed, policies)
         if room_plan.status == "unreadable":
             # Its participants or dispatches could not be read: this object fails (and retries) alone.
             return self._failed(obj, Unavailable(room_plan.error), trigger)
@@ -155,6 +180,9 @@ class Reconciler:
             results = done.results
             for result in results:
                 metrics.ACTIONS.labels(str(result.action.kind), "ok" if result.ok else "failed").inc()
+        if enforcement is not None:
+            enforcement.plans.append(room_plan)
+            enforcement.results.extend(results)
         outcome = conclude(self._latest(obj), desired, room_plan, observed, results, self.now())
         self._statuses[obj.key] = outcome.status
         metrics.RECONCILES.labels(trigger, "failed" if outcome.failure else "ok").inc()
@@ -198,8 +226,8 @@ class Reconciler:
 
     async def sweep(self, objects: Sequence[RoomObject]) -> list[tuple[RoomObject, Outcome]]:
         """Every object, grouped by kind and server: one observation per server (one ListRooms for
-        the Rooms, one getActiveRoomsInfo for the PlugNmeetRooms). Metric series of objects that are
-        no longer there are dropped."""
+        the Rooms and RoomPolicies of a LiveKit server together, one getActiveRoomsInfo for the
+        PlugNmeetRooms). Metric series of objects that are no longer there are dropped."""
         groups: dict[str, list[RoomObject]] = defaultdict(list)
         for obj in objects:
             groups[server_key(obj.namespace, obj.spec, self.ops(obj).kind)].append(obj)
@@ -213,7 +241,14 @@ class Reconciler:
         outcomes: list[tuple[RoomObject, Outcome]] = []
         valid: list[tuple[RoomObject, Any]] = []
         owners: dict[str, str] = {}
-        for obj in sorted(group, key=lambda o: o.key):
+        policy_objects: list[tuple[RoomObject, DesiredPolicy]] = []
+        for obj in sorted((o for o in group if is_policy(o)), key=lambda o: o.key):
+            try:
+                policy_objects.append((obj, desired_policy(obj)))
+            except InvalidSpec as exc:
+                outcomes.append((obj, policy_failed(obj, exc, self.now())))
+        policies = [p for _, p in policy_objects]
+        for obj in sorted((o for o in group if not is_policy(o)), key=lambda o: o.key):
             try:
                 desired = ops.desired(obj)
             except InvalidSpec as exc:
@@ -228,24 +263,46 @@ class Reconciler:
                 outcomes.append((obj, outcome))
                 continue
             valid.append((obj, desired))
-        if not valid:
+        if not valid and not policy_objects:
             return outcomes
         try:
-            creds = await self.pool.credentials(valid[0][0])
+            creds = await self.pool.credentials(valid[0][0] if valid else policy_objects[0][0])
             backend = ops.backend(self.pool, creds)
             started = time.monotonic()
-            rooms = await ops.observe(backend, [d for _, d in valid])
+            # With policies: every live room, in the same one ListRooms.
+            rooms = await ops.observe_with(backend, [d for _, d in valid], policies, everything=bool(policies))
         except (CredentialsError, BackendError) as exc:
             metrics.SWEEPS.labels("failed").inc()
-            return outcomes + [(obj, self._failed(obj, exc, "sweep")) for obj, _ in valid]
+            return (outcomes + [(obj, self._failed(obj, exc, "sweep")) for obj, _ in valid]
+                    + [(obj, policy_failed(obj, exc, self.now())) for obj, _ in policy_objects])
         metrics.SWEEPS.labels("ok").inc()
         gate = asyncio.Semaphore(self.concurrency)
+        enforcement = Enforcement(rooms)
 
         async def one(obj: RoomObject, desired: Any) -> tuple[RoomObject, Outcome] | None:
             async with gate, self._locks[obj.key]:
                 if self._touched.get(obj.key, 0.0) > started:
                     return None  # a handler reconciled it after this sweep looked: our view is older
-                return obj, await self._apply(obj, desired, rooms.get(desired.name), backend, "sweep")
+                return obj, await self._apply(obj, desired, rooms.get(desired.name), backend, "sweep",
+                                              policies, enforcement)
 
         done = await asyncio.gather(*(one(o, d) for o, d in valid))
-        return outcomes + [pair for pair in done if pair is not None]
+        outcomes += [pair for pair in done if pair is not None]
+        if policy_objects:
+            outcomes += await self._enforce(policy_objects, rooms, {d.name for _, d in valid}, backend, enforcement)
+        return outcomes
+
+    async def _enforce(self, policy_objects: Sequence[tuple[RoomObject, DesiredPolicy]], rooms: Mapping[str, Any],
+                       declared: set[str], backend: Any,
+                       enforcement: Enforcement) -> list[tuple[RoomObject, Outcome]]:
+        """The live rooms no Room object declares, planned by the shared single-room decision and run
+        as one plan; then every policy's status from what its rules did (declared rooms included)."""
+        plans = plan_undeclared([p for _, p in policy_objects], rooms, declared)
+        enforcement.plans.extend(plans)
+        if any(p.actions for p in plans):
+            done = await execute(Plan(tuple(plans)), backend, concurrency=self.concurrency)
+            enforcement.results.extend(done.results)
+            for result in done.results:
+                metrics.ACTIONS.labels(str(result.action.kind), "ok" if result.ok else "failed").inc()
+        now = self.now()
+        return [(obj, conclude_policy(obj, policy, enforcement, now)) for obj, policy in policy_objects]

@@ -24,6 +24,8 @@ from .kube import KubeClient, KubeError
 DEFAULT_SERVER = "default"
 SECRET_KEYS = ("url", "apiKey", "apiSecret")
 PLUGNMEET = "PlugNmeetRoom"
+# Kinds served by a LiveKit server: a RoomPolicy governs the rooms of the server its Rooms use.
+LIVEKIT_KINDS = ("Room", "RoomPolicy")
 # Per kind: the environment prefix of the operator-wide server, and its Helm values key.
 _SERVER_NAMES = {"Room": ("LIVEKIT", "livekit", "LiveKit"), PLUGNMEET: ("PLUGNMEET", "plugnmeet", "plugNmeet")}
 
@@ -50,7 +52,7 @@ def server_key(namespace: str, spec: object, kind: str = "Room") -> str:
     key = (f"secret:{namespace}/{ref['secretName']}" if isinstance(ref, Mapping) and ref.get("secretName")
            else f"unresolvable:{ref['name']}" if isinstance(ref, Mapping) and ref.get("name")  # refused, never default
            else DEFAULT_SERVER)
-    return key if kind == "Room" else f"{kind.lower()}:{key}"
+    return key if kind in LIVEKIT_KINDS else f"{kind.lower()}:{key}"
 
 
 def credentials_from_env(env: Mapping[str, str] | None = None, kind: str = "Room") -> Credentials | None:
@@ -104,7 +106,7 @@ class ServerPool:
             raise CredentialsError(f"spec.serverRef.name {ref['name']!r} names a server of the CLI's servers file; "
                                    "the operator needs spec.serverRef.secretName")
         if not (isinstance(ref, Mapping) and ref.get("secretName")):
-            default = self.defaults.get(obj.kind)
+            default = self.defaults.get("Room" if obj.kind in LIVEKIT_KINDS else obj.kind)
             if default is None or not default.api_key or not default.api_secret:
                 prefix, helm, label = _SERVER_NAMES.get(obj.kind, _SERVER_NAMES["Room"])
                 raise CredentialsError(f"no operator-wide {label} server: set {prefix}_URL, {prefix}_API_KEY and "

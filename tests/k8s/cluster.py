@@ -21,9 +21,11 @@ from reconciler.sandbox import DEFAULT_API_KEY, DEFAULT_API_SECRET
 
 ROOMS = "roomctl.dev/v1alpha1/rooms"
 PNM_ROOMS = "roomctl.dev/v1alpha1/plugnmeetrooms"
-PLURALS = {"Room": "rooms", "PlugNmeetRoom": "plugnmeetrooms"}
+POLICIES = "roomctl.dev/v1alpha1/roompolicies"
+PLURALS = {"Room": "rooms", "PlugNmeetRoom": "plugnmeetrooms", "RoomPolicy": "roompolicies"}
 # `in kmock.objects` needs the parsed resource, not the string
-RESOURCES = {"Room": kmock.resource(ROOMS), "PlugNmeetRoom": kmock.resource(PNM_ROOMS)}
+RESOURCES = {"Room": kmock.resource(ROOMS), "PlugNmeetRoom": kmock.resource(PNM_ROOMS),
+             "RoomPolicy": kmock.resource(POLICIES)}
 ROOMS_RESOURCE = RESOURCES["Room"]
 PNM_KEY, PNM_SECRET = "plugnmeet", "secret"  # the sandbox's plugNmeet credentials
 _versions = itertools.count(1000)
@@ -179,6 +181,8 @@ async def running_operator(tmp_path: Path, livekit_url: str, monkeypatch: Any, s
                                                    verbs={"list", "watch", "get", "patch"})
         mock.resources[PNM_ROOMS] = kmock.ResourceInfo(kind="PlugNmeetRoom", namespaced=True,
                                                        subresources={"status"}, verbs={"list", "watch", "get", "patch"})
+        mock.resources[POLICIES] = kmock.ResourceInfo(kind="RoomPolicy", namespaced=True,
+                                                      subresources={"status"}, verbs={"list", "watch", "get", "patch"})
         # Workaround 1: kopf waits for namespaces forever unless kmock serves them.
         mock.resources["v1/namespaces"] = kmock.ResourceInfo(kind="Namespace", namespaced=False)
         mock.resources["v1/events"] = kmock.ResourceInfo(kind="Event", namespaced=True)
