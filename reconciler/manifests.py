@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import hashlib
+import json
 import os
 import re
 import stat
@@ -144,10 +145,19 @@ def _input_files(paths: Iterable[str]) -> list[Source]:
     return out
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_$@/-][A-Za-z0-9_.$@/-]*")
+
+
 def _format_path(path: Sequence[str | int]) -> str:
+    """spec.participants[0].permission; a key that is not a plain word is quoted: spec["a b"]."""
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif not _PLAIN_KEY.fullmatch(part):
+            text += f"[{json.dumps(part)}]"
+        else:
+            text += f".{part}" if text else part
     return text
 
 
