@@ -98,8 +98,14 @@ def tls_settings(args: argparse.Namespace) -> ssl.SSLContext:
 async def embedded_lock(deadline: float, quiet: bool) -> AsyncIterator[None]:
     """One run at a time on the embedded sandbox: the lock is held from loading the state file to
     saving it, so two runs never lose each other's updates. A second run waits (until its deadline)."""
-    EMBEDDED_LOCK.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(EMBEDDED_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    folder = EMBEDDED_LOCK.parent
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"cannot use the embedded sandbox: {folder} is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(EMBEDDED_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise UsageError(f"cannot lock the embedded sandbox ({EMBEDDED_LOCK}): {exc.strerror or exc}") from None
     try:
         told = False
         while True:

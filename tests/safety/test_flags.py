@@ -85,20 +85,23 @@ def test_timeout_must_be_finite_and_positive(value: str, capsys: pytest.CaptureF
 
 
 @pytest.mark.parametrize("url, message", [
-    ("http://user:hunter2@127.0.0.1:99999", "LIVEKIT_URL: invalid URL (Port out of range 0-65535)"),
-    ("http://127.0.0.1:port", "LIVEKIT_URL: invalid URL (Port could not be cast to integer value as 'port')"),
-    ("127.0.0.1:7880", "LIVEKIT_URL: expected http(s):// or ws(s):// and a host"),
+    ("http://user:hunter2@127.0.0.1:99999", "port out of range"),
+    ("http://127.0.0.1:port", "http://127.0.0.1:port"),
+    ("127.0.0.1:7880", "127.0.0.1:7880"),
 ])
 def test_bad_server_url_is_a_usage_error_without_secrets(
     url: str, message: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """`net` owns the wording (backends/failures.py parse_server_url); pinned here: no traceback,
+    exit 1, one line, no userinfo."""
     monkeypatch.setenv("LIVEKIT_URL", url)
     monkeypatch.setenv("LIVEKIT_API_KEY", "devkey")
     monkeypatch.setenv("LIVEKIT_API_SECRET", "secret")
     assert main(["diff", str(EXAMPLES / "town-hall.yaml")]) == 1
     err = capsys.readouterr().err
-    assert err.splitlines()[0].startswith(f"error: {message}"), err
-    assert "hunter2" not in err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("error: LIVEKIT_URL: invalid server URL") and message in err, err
+    assert "hunter2" not in err and "Traceback" not in err
 
 
 def test_sandbox_port_out_of_range(capsys: pytest.CaptureFixture[str]) -> None:

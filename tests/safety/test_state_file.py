@@ -35,7 +35,7 @@ def test_apply_writes_state_atomically_and_leaves_no_temp(workdir: Path, capsys:
     code, err = apply_example(capsys)
     assert code == 0, err
     assert json.loads(STATE.read_text())["livekit"]["town-hall"]["room"]["name"] == "town-hall"
-    assert sorted(p.name for p in STATE.parent.iterdir()) == ["sandbox.json"]
+    assert sorted(p.name for p in STATE.parent.iterdir()) == ["sandbox.json", "sandbox.lock"]  # no temp file
 
 
 def valid_state(workdir: Path, capsys: pytest.CaptureFixture[str]) -> str:
@@ -77,7 +77,7 @@ def test_unreadable_and_unwritable_state(workdir: Path, capsys: pytest.CaptureFi
     Path(".roomctl").write_text("a file where the folder should be")
     code, err = apply_example(capsys)
     assert code == 1
-    assert err.splitlines() == ["error: cannot write sandbox state .roomctl/sandbox.json: .roomctl is not a folder"]
+    assert err.splitlines() == ["error: cannot use the embedded sandbox: .roomctl is not a folder"]
 
 
 def test_sandbox_serve_refuses_a_damaged_state(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
