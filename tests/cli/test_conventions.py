@@ -53,6 +53,7 @@ def test_exit_code_table(sandbox: SandboxServer, tmp_path: Path, monkeypatch: py
     folder = rooms(tmp_path / "rooms", 2)
     bad = tmp_path / "bad.yaml"
     bad.write_text("apiVersion: roomctl.dev/v1alpha1\nkind: Room\nmetadata: {name: x}\nspec: {emptyTimout: 1}\n")
+    plan_file = tmp_path / "plan.json"
     for key, value in cli_env(sandbox).items():
         monkeypatch.setenv(key, value)
     table = [
@@ -60,7 +61,9 @@ def test_exit_code_table(sandbox: SandboxServer, tmp_path: Path, monkeypatch: py
         (("validate", str(bad)), 1),
         (("diff", str(folder)), 2),            # changes pending
         (("diff", str(bad)), 1),               # invalid input is an error, never "changes"
+        (("diff", str(folder), "--out", str(plan_file)), 2),  # a saved plan: still "changes pending"
         (("apply", str(folder)), 0),
+        (("apply", str(plan_file)), 1),        # that saved plan is stale now: refused
         (("diff", str(folder)), 0),            # in sync
         (("diff", "--fail-on-drfit", str(folder)), 1),  # a usage error (typo): 1, not argparse's 2
         (("dif", str(folder)), 1),             # unknown command
@@ -68,18 +71,20 @@ def test_exit_code_table(sandbox: SandboxServer, tmp_path: Path, monkeypatch: py
         (("apply", "--concurrency", "many", str(folder)), 1),
         (("completion", "tcsh"), 1),           # a bad choice
         (("diff", str(folder), "--url", "http://127.0.0.1:9"), 1),  # nobody listening: an error
+        (("delete", "-f", str(folder)), 0),
+        (("diff", str(folder)), 2),            # deleted: pending again
     ]
     for args, code in table:
         assert _main(*args) == code, args
     # The installed script, as CI runs it: the typo is exit 1 with a usage line, no traceback.
-    usage = roomctl(sandbox, "diff", "--fail-on-drfit", str(folder))
+    usage = roomctl(sandbox, "diff", "--fail-on-drfit", str(folder), process=True)
     assert usage.returncode == 1
     assert "usage: roomctl" in usage.stderr and "--fail-on-drfit" in usage.stderr
     assert "Traceback" not in usage.stderr
 
 
 def test_version_flag() -> None:
-    result = roomctl(None, "--version")
+    result = roomctl(None, "--version", process=True)
     assert result.returncode == 0
     assert result.stdout.strip() == "roomctl 0.1.0"
 
