@@ -81,8 +81,10 @@ def select_inputs(inputs: Inputs, selection: Selection) -> Inputs:
     """The declared rooms a run covers: --target globs over room names, -l over metadata.labels."""
     if selection.everything:
         return inputs
-    return Inputs([r for r in inputs.livekit if selection.covers(r.name, r.manifest.metadata.labels)],
-                  [r for r in inputs.plugnmeet if selection.covers(r.name, r.manifest.metadata.labels)])
+    # Only the declared rooms are selected; RoomPolicies stay (they govern only selected live rooms).
+    return replace(inputs,
+                   livekit=[r for r in inputs.livekit if selection.covers(r.name, r.manifest.metadata.labels)],
+                   plugnmeet=[r for r in inputs.plugnmeet if selection.covers(r.name, r.manifest.metadata.labels)])
 
 
 async def make_combined_plan(backends: Backends, inputs: Inputs, options: PlanOptions) -> CombinedPlan:

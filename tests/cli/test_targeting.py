@@ -247,3 +247,17 @@ def test_targeting_restricts_what_room_policies_govern() -> None:
     assert [(a.room, a.target) for a in result.actions] == [("support-2", "u2")]
     want = what_to_observe([], policies, selection=chosen)
     assert not want.needs("support-1").participants and want.needs("support-2").participants
+
+
+def test_target_with_a_room_policy_through_the_cli(sandbox: SandboxServer) -> None:
+    """The CLI keeps the RoomPolicies when targeting, and they act on the targeted live room only."""
+    fleet_file = Path(__file__).resolve().parents[2] / "examples" / "support-fleet.yaml"
+    for room in ("support-1", "support-2"):
+        sandbox.test_api("POST", "join", {"token": mint({"sub": f"banned-{room}",
+                                                         "video": {"roomJoin": True, "room": room}})})
+    sandbox.test_api("DELETE", "requests")
+    result = roomctl(sandbox, "apply", "--target", "support-2", str(fleet_file), "-o", "json")
+    assert result.returncode == 0, result.stderr
+    removed = [(r["type"], r["room"]) for r in json.loads(result.stdout)["results"] if r["type"] == "RemoveParticipant"]
+    assert removed == [("RemoveParticipant", "support-2")]
+    assert "support-1" not in sandbox.test_api("GET", "requests")["by_room"]  # not even its participants listed
