@@ -9,6 +9,7 @@ import asyncio
 import re
 import sys
 import typing
+from dataclasses import replace
 from typing import Any
 
 from ..auth import TokenSource
@@ -17,7 +18,15 @@ from ..manifests import ManifestError, load_inputs
 from ..model import ParticipantRule
 from ..model.room import ParticipantKindName
 from ..plan.policy import plan_join
-from .common import UsageError, add_server_options, open_backends, report_manifest_error, server_settings
+from .common import (
+    UsageError,
+    add_server_options,
+    open_backends,
+    referenced_servers,
+    report_manifest_error,
+    resolve_servers,
+    server_settings,
+)
 
 # ParticipantPermission field -> VideoGrant claim (livekit-api.md §2.1).
 GRANT_NAMES = {
@@ -134,9 +143,18 @@ def run(args: argparse.Namespace) -> int:
         attributes = {k: v for k, v in (rule.attributes or {}).items() if v}
         if attributes:
             extra["attributes"] = attributes
-    if settings.url is None and not args.quiet:
+    key, secret = settings.api_key, settings.api_secret
+    if desired is not None and desired.spec.server_ref is not None:
+        # The room lives on another server: sign with that server's key, never the default one's.
+        try:
+            named = resolve_servers(args, referenced_servers(replace(inputs, livekit=[desired], plugnmeet=[])))
+        except UsageError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        key, secret = named[0].api_key, named[0].api_secret
+    elif settings.url is None and not args.quiet:
         print("roomctl: no LIVEKIT_URL set; token signed with the embedded sandbox's dev key", file=sys.stderr)
-    token = TokenSource(settings.api_key, settings.api_secret).join_token(
+    token = TokenSource(key, secret).join_token(
         args.identity, video_grant(args.room, rule), ttl, extra
     )
     print(token)

@@ -123,3 +123,22 @@ def test_saved_plan_spans_servers_and_notices_a_change_on_either(
     applied = roomctl(sandbox, "apply", str(plan_file), cwd=tmp_path, **env)
     assert applied.returncode == 0, applied.stderr
     assert roomctl(sandbox, "diff", str(manifest), cwd=tmp_path, **env).returncode == 0
+
+
+def test_token_for_a_room_on_a_named_server_is_signed_with_that_servers_key(
+        sandbox: SandboxServer, second_sandbox: SandboxServer, tmp_path: Path) -> None:
+    import jwt
+
+    second_sandbox.reset()
+    manifest = tmp_path / "rooms.yaml"
+    manifest.write_text(ROOMS)
+    servers_file(tmp_path, second_sandbox.url)
+    result = roomctl(sandbox, "token", "eu-room", "guest-1", "-f", str(manifest), cwd=tmp_path,
+                     EU_KEY="eukey", EU_SECRET="secret")
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip()
+    assert jwt.decode(token, options={"verify_signature": False})["iss"] == "eukey"
+    joined = httpx.post(f"{second_sandbox.url}/sandbox/join", json={"token": token})
+    assert joined.status_code == 200, joined.text
+    unknown = roomctl(sandbox, "token", "eu-room", "guest-1", "-f", str(manifest), cwd=tmp_path)
+    assert unknown.returncode == 1 and "set EU_KEY and EU_SECRET" in unknown.stderr
