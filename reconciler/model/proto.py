@@ -137,3 +137,38 @@ def check_room_egress(value: dict[str, Any] | None) -> dict[str, Any] | None:
         raise PydanticCustomError("proto_shape", "{detail}",
                                   {"detail": f"not a valid RoomEgress: {str(exc).splitlines()[0]}", "path": []}) from None
     return value
+
+
+# Fields of RoomEgress that hold credentials (livekit_egress.proto): shown as "(redacted)" in plans,
+# JSON output and logs; sent to the server as given. RTMP/SRT URLs carry stream keys.
+SECRET_FIELDS = {
+    ("livekit.S3Upload", "secret"), ("livekit.S3Upload", "session_token"),
+    ("livekit.S3Upload", "assume_role_external_id"), ("livekit.ProxyConfig", "password"),
+    ("livekit.GCPUpload", "credentials"), ("livekit.AzureBlobUpload", "account_key"),
+    ("livekit.AliOSSUpload", "secret"), ("livekit.WebhookConfig", "signing_key"),
+    ("livekit.StreamOutput", "urls"), ("livekit.StreamDestination", "url"),
+}
+REDACTED = "(redacted)"
+
+
+def redact(desc: Any, value: Any) -> Any:
+    """`value` (a message of type `desc`, as written in a manifest) with its credentials replaced."""
+    if not isinstance(value, dict):
+        return value
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        f = _field(desc, key)
+        if f is None:
+            out[key] = item
+        elif (desc.full_name, f.name) in SECRET_FIELDS:
+            out[key] = [REDACTED for _ in item] if isinstance(item, list) else REDACTED
+        elif f.message_type is not None and not _is_map(f):
+            out[key] = [redact(f.message_type, x) for x in item] if isinstance(item, list) else redact(f.message_type,
+                                                                                                      item)
+        else:
+            out[key] = item
+    return out
+
+
+def redact_room_egress(value: Any) -> Any:
+    return redact(room_pb.RoomEgress.DESCRIPTOR, value)

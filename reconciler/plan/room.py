@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic.alias_generators import to_camel
 
+from ..model.proto import redact_room_egress
 from ..model.room import AgentDispatchSpec, DesiredRoom, ParticipantRule, RoomSpec
 from ..observed import ObservedDispatch, ObservedParticipant, ObservedRoom
 from .core import Action, ActionKind, Drift, DriftReason, FieldChange, RoomPlan
@@ -341,7 +342,8 @@ def plan_room(desired: DesiredRoom | None, observed: ObservedRoom | None,
         if policy.lifecycle == "OnDemand":
             return RoomPlan(name, source, "absent", policies=governance.policies)
         action = Action(ActionKind.CREATE_ROOM, name,
-                        tuple(FieldChange(to_camel(k), None, v) for k, v in creation.items() if k != "name"),
+                        tuple(FieldChange(to_camel(k), None, redact_room_egress(v) if k == "egress" else v)
+                              for k, v in creation.items() if k != "name"),
                         creation, drop_implicit_dispatch=drop_implicit, source=label)
         if policy.observe_only:
             return RoomPlan(name, source, "drift", drifts=tuple(_observe_only(name, [action])),
