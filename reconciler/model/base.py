@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
@@ -37,16 +38,34 @@ class Strict(BaseModel):
     def _one_spelling(cls, data: Any) -> Any:
         """`emptyTimeout` and `empty_timeout` together would let one silently win."""
         if isinstance(data, dict):
-            for name, info in cls.model_fields.items():
-                alias = info.alias or name
-                if alias != name and alias in data and name in data:
+            for alias, name in _spellings(cls):
+                if alias in data and name in data:
                     raise ValueError(f"{alias!r} and {name!r} are the same field; give it once")
         return data
 
 
+_SPELLINGS: dict[type[BaseModel], list[tuple[str, str]]] = {}
+
+
+def _spellings(cls: type[BaseModel]) -> list[tuple[str, str]]:
+    """(alias, name) of each field spelled two ways, worked out once per model (this runs for every
+    object of every manifest; pydantic's model_fields is a computed property)."""
+    found = _SPELLINGS.get(cls)
+    if found is None:
+        found = _SPELLINGS[cls] = [(info.alias, name) for name, info in cls.model_fields.items()
+                                   if info.alias and info.alias != name]
+    return found
+
+
+# One encoder for every call (json.dumps with options builds a new one each time); same output.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def canonical_json(value: Any) -> str:
     """A mapping given as metadata is stored as canonical JSON: sorted keys, compact."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(value)
 
 
 def _metadata_text(value: Any) -> Any:
@@ -66,7 +85,7 @@ def check_name(value: str | None, what: str) -> str | None:
     """A room name: at most 256 bytes (the server's limit) and no control characters (a name is
     printed in plans and logs, where a newline would forge lines)."""
     if isinstance(value, str):
-        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        if _CONTROL.search(value):
             raise ValueError(f"{what} must not contain control characters (newlines, tabs...)")
         if len(value.encode()) > MAX_NAME_BYTES:
             raise ValueError(f"{what} is {len(value.encode())} bytes; the server's limit is {MAX_NAME_BYTES}")
@@ -88,7 +107,13 @@ JsonText = Annotated[str, BeforeValidator(_metadata_value), WithJsonSchema({
 def request_size_error(fields: dict[str, Any]) -> None:
     """Refuse a room whose CreateRoom body (sent as compact JSON, as the backend does) would be over
     the server's body limit; the error points at the biggest field."""
-    sizes = {k: len(json.dumps(v, separators=(",", ":")).encode()) for k, v in fields.items() if v}
+    given = {k: v for k, v in fields.items() if v}
+    # A string's JSON is at most 12 bytes a character (an astral one as two \uXXXX); most rooms are
+    # far below the limit on that bound alone, without encoding anything.
+    if all(isinstance(v, str) for v in given.values()) and \
+            sum(12 * len(v) + 2 for v in given.values()) + 16 * len(given) <= MAX_REQUEST_BYTES:
+        return
+    sizes = {k: len(_COMPACT.encode(v).encode()) for k, v in given.items()}
     total = sum(sizes.values()) + 16 * len(sizes)
     if total > MAX_REQUEST_BYTES:
         biggest = max(sizes, key=lambda k: sizes[k])
