@@ -4,11 +4,14 @@ A fixed number in flight either wastes a fast server (16 at 20 ms is 800 request
 overloads a slow or rate-limited one. The limiter adapts, TCP-style, within the ceiling a user sets
 (`--concurrency`):
 
-- it grows while the latency holds (a window's median latency within `tolerance` of the baseline,
-  the lowest seen) and nothing is refused: doubling per window at first, then by an eighth, and
-  only when the current limit was actually used (a window is about `limit` answers: one round trip);
+- it starts at 4, so the first latencies it sees are the server's own, not queueing behind a burst
+  of ours (that lowest latency is the baseline);
+- it grows while the latency holds (a window's median latency within `tolerance` of the baseline)
+  and nothing is refused: doubling per window at first, then by an eighth, and only when the
+  current limit was actually used (a window is about `limit` answers: one round trip);
 - it shrinks when latency rises (queueing: at the server, on the network, or in our own event loop
-  when the CPU is the limit), in proportion to the rise;
+  when the CPU is the limit), in proportion to the rise; still slow with next to nothing in flight,
+  the network itself got slower: that latency becomes the baseline;
 - a refusal (429, 503) halves it, at most once per window, and a Retry-After pauses every request
   to that server until then;
 - a 429 also tells it a rate limit exists: from what the server accepted before refusing and how long
@@ -56,7 +59,7 @@ class LimiterStats:
 class AdaptiveLimiter:
     """See the module docstring. Not thread-safe: one event loop."""
 
-    def __init__(self, ceiling: int, *, initial: int = 16, minimum: int = 1, tolerance: float = 1.5,
+    def __init__(self, ceiling: int, *, initial: int = 4, minimum: int = 1, tolerance: float = 1.5,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.ceiling = max(1, ceiling)
         self.minimum = max(1, min(minimum, self.ceiling))
@@ -164,8 +167,12 @@ class AdaptiveLimiter:
             self.slow_start = False
             if self.limit <= 2 * self.minimum:
                 # Next to nothing in flight and still slow: the server itself got slower, not
-                # queueing behind us. That is the new baseline.
+                # queueing behind us. That is the new baseline; grow from it as from the start.
                 self.baseline = window[0]
+                self.slow_start = True
+                self.stats.peak_limit = max(self.stats.peak_limit, int(self.limit))
+                self._admit()
+                return
             self.limit = max(float(self.minimum), self.limit * max(0.5, threshold / median))
         self.stats.peak_limit = max(self.stats.peak_limit, int(self.limit))
         if self._rate is not None and now >= self._probe_at:
