@@ -14,7 +14,8 @@ overloads a slow or rate-limited one. The limiter adapts, TCP-style, within the 
   the network itself got slower: that latency becomes the baseline;
 - a refusal (429, 503) halves it, at most once per window, and a Retry-After pauses every request
   to that server until then;
-- a 429 also tells it a rate limit exists: from what the server accepted before refusing and how long
+- a 429 after at least 50 accepted requests also tells it a rate limit exists (a 429 sooner says
+  too little: it only pauses and halves): from what the server accepted before refusing and how long
   it asked us to wait, it estimates the rate (accepted in the last minute / (their span + wait)) and
   from then on paces request starts at that rate, probing 5 % higher each second without a refusal:
   pacing rather than bursting into the limit and waiting it out again.
@@ -27,10 +28,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -42,6 +45,7 @@ REFUSED = frozenset({429, 503})
 RATE_HORIZON = 60.0  # seconds of accepted requests a rate estimate looks back over ("per minute")
 SLACK = 0.002  # seconds of latency noise tolerated on top of the baseline (loopback, timer jitter)
 PROBE = 1.05  # paced rate growth per second without a refusal
+MIN_EVIDENCE = 50  # requests accepted in the last minute before a 429 says anything about a rate
 MIN_RATE = 0.5  # requests/s: pacing never starves a run
 
 
@@ -190,7 +194,7 @@ class AdaptiveLimiter:
         if retry_after is None or retry_after <= 0:
             return
         until = now + retry_after
-        if status == 429 and now >= self._paused_until and self._accepted:
+        if status == 429 and now >= self._paused_until and len(self._accepted) >= MIN_EVIDENCE:
             # The first refusal of a burst (the others were sent before the pause began): what the
             # server took in the last minute, over the time that took plus the wait it asks for
             # (or over the whole minute, when that is more).
@@ -216,8 +220,19 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
         return None  # an HTTP date: rare for APIs; the retry policy's backoff applies
 
 
+_TIMEOUT = "roomctl.attempt_timeout"
+_DEADLINE = "roomctl.deadline"
+
+
+def attempt_bound(timeout: float, deadline: float | None = None) -> dict[str, Any]:
+    """httpx request extensions: the whole attempt may take `timeout` seconds once admitted, and never
+    run past `deadline` (a time.monotonic() instant). Expiry raises TimeoutError."""
+    return {_TIMEOUT: timeout, _DEADLINE: deadline}
+
+
 class LimitedTransport(httpx.AsyncBaseTransport):
-    """An httpx transport that admits each request through an AdaptiveLimiter."""
+    """An httpx transport that admits each request through an AdaptiveLimiter, then bounds it by
+    the request's attempt_bound() (if any): the time spent waiting to be admitted is not counted."""
 
     def __init__(self, inner: httpx.AsyncBaseTransport, limiter: AdaptiveLimiter) -> None:
         self.inner = inner
@@ -225,8 +240,16 @@ class LimitedTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         started = await self.limiter.acquire()
+        timeout: float | None = request.extensions.get(_TIMEOUT)
+        deadline: float | None = request.extensions.get(_DEADLINE)
+        if deadline is not None:
+            timeout = min(math.inf if timeout is None else timeout, deadline - time.monotonic())
         try:
-            response = await self.inner.handle_async_request(request)
+            if timeout is None:
+                response = await self.inner.handle_async_request(request)
+            else:
+                async with asyncio.timeout(max(0.0, timeout)):
+                    response = await self.inner.handle_async_request(request)
         except BaseException:
             self.limiter.release(started, None)
             raise

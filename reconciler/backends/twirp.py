@@ -33,7 +33,7 @@ from .errors import (
     Unavailable,
 )
 from .failures import not_twirp, parse_server_url, tls_verify, transport_failure
-from .limiter import AdaptiveLimiter, LimitedTransport
+from .limiter import AdaptiveLimiter, LimitedTransport, attempt_bound
 from .transport import http_transport
 
 log = logging.getLogger("roomctl.twirp")
@@ -191,8 +191,10 @@ class TwirpClient:
             log.debug("POST %s/%s room=%s attempt=%d request_id=%s", service, method, room, attempt + 1, request_id)
             started = time.monotonic()
             try:
-                async with asyncio.timeout(budget):
-                    response = await self.client.post(url, content=payload, headers=headers)
+                # The bound starts once the limiter admits the request: waiting for a slot, a
+                # Retry-After pause or a paced turn is not the server being slow (backends/limiter.py).
+                response = await self.client.post(url, content=payload, headers=headers,
+                                                  extensions=attempt_bound(budget, self.deadline))
                 if response.status_code == 200:
                     result = _json_reply(response, server)
                     self._observe(method, started, "ok")
