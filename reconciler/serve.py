@@ -87,7 +87,7 @@ class Enforcer:
     options: PlanOptions = field(default_factory=PlanOptions)
     concurrency: int = 16
     queue_capacity: int = 1000
-    workers: int = 8
+    workers: int = 32
     report: Callable[[str], None] = print
     inputs: Inputs | None = None
     ready: bool = False
@@ -95,6 +95,9 @@ class Enforcer:
 
     def __post_init__(self) -> None:
         self.keys, self.servers = webhook_keys(self.backends)
+        for backend in (self.backends.livekit, *self.backends.named.values()):
+            # Room runs arrive at LiveKit's pace: never fewer calls in flight than runs at once.
+            backend.twirp.limiter.hold_at_least(self.workers)
         self.metrics = ServeMetrics(self.registry)
         self.gate = RunGate()
         self.queue = EventQueue(self.react, capacity=self.queue_capacity, workers=self.workers, gate=self.gate,

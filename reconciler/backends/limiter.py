@@ -84,6 +84,16 @@ class AdaptiveLimiter:
         self._probe_at = 0.0
         self._accepted: deque[float] = deque()  # when the server accepted requests, last RATE_HORIZON s
 
+    def hold_at_least(self, floor: int) -> None:
+        """Never shrink below `floor` in flight (refusals and Retry-After pauses still apply). For a
+        long-running process whose work arrives at its own pace (`roomctl serve`'s webhook reactions):
+        latency that rises because the CPU is shared would otherwise shrink the limit below the
+        arrival rate, and the work would queue without bound while the server is fine
+        (bench/RESULTS.md "Webhook enforcement latency")."""
+        self.minimum = max(1, min(floor, self.ceiling))
+        self.limit = max(self.limit, float(self.minimum))
+        self._admit()
+
     # ---- admission ----------------------------------------------------------------------------
     async def acquire(self) -> float:
         """Wait for a slot (then for any pause, and our turn when pacing); returns the start time

@@ -90,3 +90,21 @@ def test_drop_switch_loses_webhooks_and_failures_are_retried(sandbox: SandboxSer
             assert sandbox.test_api("GET", "webhooks")["retried"] >= 1
         finally:
             sandbox.test_api("PUT", "webhooks", {"url": None, "drop": False})
+
+
+def test_the_embedded_sandbox_sends_webhooks_when_asked(tmp_path: Path) -> None:
+    """`roomctl apply` with no LIVEKIT_URL and ROOMCTL_SANDBOX_WEBHOOK_URL: delivered before it exits."""
+    import subprocess
+    import sys
+
+    from tests.support.cli import cli_env
+
+    (tmp_path / "room.yaml").write_text("apiVersion: roomctl.dev/v1alpha1\nkind: Room\nmetadata: {name: emb}\n")
+    with capture_server() as capture:
+        done = subprocess.run([sys.executable, "-m", "reconciler", "apply", "room.yaml", "-q"], cwd=tmp_path,
+                              env=cli_env(None, ROOMCTL_SANDBOX_WEBHOOK_URL=capture.url), capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert len(capture.deliveries) == 1  # already there: the command waited for delivery before exiting
+        (event,) = _events(capture, 1)
+    assert (event.event, event.room.name) == ("room_started", "emb")
