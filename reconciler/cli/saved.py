@@ -9,13 +9,15 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from ..engine import PNM_SERVER, Backends, CombinedPlan, make_combined_plan, select_inputs
+from ..execute import Results
 from ..manifests import Inputs, load_inputs
 from ..observed import ObservedState
-from ..plan import PlanOptions
+from ..plan import Plan, PlanOptions
 from ..render import plan_json, render_text
 from ..savedplan import (
     SavedPlan,
@@ -84,6 +86,11 @@ def load_saved_plan(paths: list[str]) -> SavedPlan | None:
         raise UsageError(f"{paths[0]}: {exc}") from None
 
 
+def _actions_text(entry: ServerEntry | None) -> str:
+    """Actions as the plan file holds them (JSON: tuples and lists alike), to compare saved and fresh."""
+    return json.dumps([action_to_json(a) for a in (entry.actions if entry else ())], sort_keys=True)
+
+
 def _own_options_given(args: argparse.Namespace) -> list[str]:
     given = []
     for flag, value in (("--prune", args.prune), ("--prune-scope", args.prune_scope),
@@ -95,7 +102,8 @@ def _own_options_given(args: argparse.Namespace) -> list[str]:
 
 
 async def apply_saved(args: argparse.Namespace, saved: SavedPlan,
-                      run_actions: Any, report_results: Any) -> int:
+                      run_actions: Callable[[CombinedPlan, Backends, argparse.Namespace], Awaitable[Results]],
+                      report_results: Callable[[argparse.Namespace, Plan, Results], int]) -> int:
     """Check the saved plan still holds, then run exactly its actions."""
     extra = _own_options_given(args)
     if extra:
@@ -122,8 +130,7 @@ async def apply_saved(args: argparse.Namespace, saved: SavedPlan,
                 after = fresh.get(server)
                 reasons.extend(stale_reasons(before.preconditions if before else {},
                                              after.preconditions if after else {}, server))
-                if not reasons and [action_to_json(a) for a in (before.actions if before else ())] != \
-                        [action_to_json(a) for a in (after.actions if after else ())]:
+                if not reasons and _actions_text(before) != _actions_text(after):
                     reasons.append(f"server {server or 'default'}: the plan computed now differs from the saved one")
         if reasons:
             print(f"error: {args.paths[0]} is stale; nothing was changed. Since the plan was made:", file=sys.stderr)
@@ -136,5 +143,4 @@ async def apply_saved(args: argparse.Namespace, saved: SavedPlan,
         if args.output == "text" and not args.quiet:
             render_text(combined.merged, sys.stdout, verbose=args.verbose, colour=not args.no_color)
         results = await run_actions(exact, backends, args)
-    code: int = report_results(args, combined.merged, results)
-    return code
+    return report_results(args, combined.merged, results)

@@ -117,3 +117,19 @@ def test_saved_plan_is_refused_when_the_manifests_or_server_changed(sandbox: San
     stdin = roomctl(sandbox, "diff", "-", "--out", str(tmp_path / "x.json"), stdin=HALL.format(meta="v1"))
     assert stdin.returncode == 1 and "--out needs manifest files" in stdin.stderr
     assert writes(sandbox) == {}
+
+
+def test_saved_plan_with_participant_and_metadata_actions_runs_when_nothing_moved(
+        sandbox: SandboxServer, tmp_path: Path) -> None:
+    path = manifest(tmp_path)
+    assert roomctl(sandbox, "apply", str(path)).returncode == 0
+    join(sandbox, "guest-1")
+    path = manifest(tmp_path, "v2")
+    plan_file = tmp_path / "plan.json"
+    assert roomctl(sandbox, "diff", str(path), "--out", str(plan_file)).returncode == 2
+    kinds = sorted(a["type"] for a in json.loads(plan_file.read_text())["servers"][""]["actions"])
+    assert kinds == ["UpdateParticipant", "UpdateRoomMetadata"]
+    applied = roomctl(sandbox, "apply", str(plan_file), "-o", "json")
+    assert applied.returncode == 0, applied.stderr
+    assert sorted(r["type"] for r in json.loads(applied.stdout)["results"]) == kinds
+    assert roomctl(sandbox, "diff", str(path)).returncode == 0
