@@ -18,12 +18,15 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ..backends.errors import BackendError
+from ..engine import select_inputs
+from ..manifests import ManifestError, load_inputs
 from ..model import API_VERSION
 from ..model.plugnmeet import SPEC_HASH_KEY, PlugNmeetRoomManifest, PnmMetadata, check_room_id
 from ..observed import ObservedDispatch, ObservedPnmRoom, ObservedRoom
 from ..plan import Selection
 from ..yamlsafe import dump
-from .common import UsageError, add_server_options, open_backends, server_settings
+from .common import UsageError, add_server_options, open_backends, report_manifest_error, server_settings
+from .planning import add_selection_options, selection
 
 # What an adopted room keeps: it is never created by roomctl (OnDemand), never re-created (Never).
 ADOPTED_POLICY = {"lifecycle": "OnDemand", "recreate": "Never"}
@@ -34,8 +37,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
                             parents=[common])
     parser.add_argument("rooms", nargs="*", metavar="ROOM", help="room names (default: every room)")
     parser.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
-    parser.add_argument("--target", action="append", default=[], metavar="ROOM",
-                        help="only rooms whose name matches this glob (repeatable: any may match)")
+    add_selection_options(parser)
+    parser.add_argument("-f", "--filename", dest="paths", action="append", default=[], metavar="PATH",
+                        help="only the rooms these manifests declare (with -l: selected by their labels), "
+                             "exported with their labels: a refresh from the server")
     add_server_options(parser)
     parser.set_defaults(run=run)
 
@@ -119,8 +124,23 @@ def _wants_plugnmeet(args: argparse.Namespace) -> bool:
 
 
 async def _export(args: argparse.Namespace) -> int:
-    chosen = Selection(tuple(args.target))
+    chosen = selection(args)
+    if chosen.labels and not args.paths:
+        raise UsageError("-l/--selector matches metadata.labels, which live in manifests, not on the server: "
+                         "give the manifests with -f PATH (or select by name with --target)")
     wanted = set(args.rooms)
+    declared: dict[str, dict[str, Any]] = {}  # room -> the manifest's metadata (labels, namespace) to keep
+    if args.paths:
+        inputs = select_inputs(load_inputs(args.paths), chosen)
+        metas = [(r.name, r.manifest.metadata) for r in inputs.livekit]
+        metas += [(r.name, r.manifest.metadata) for r in inputs.plugnmeet]
+        for name, meta in metas:
+            declared[name] = meta.model_dump(exclude_defaults=True, exclude={"name"}, by_alias=True)
+        wanted = (wanted & set(declared)) if wanted else set(declared)
+        if not wanted:
+            print("roomctl: warning: no declared room is selected; nothing to export", file=sys.stderr)
+            return 0
+    chosen = Selection(chosen.targets)  # names only from here on: server rooms have no labels
 
     def picked(name: str) -> bool:
         return (not wanted or name in wanted) and chosen.covers(name, None)
@@ -130,7 +150,7 @@ async def _export(args: argparse.Namespace) -> int:
         if backends.plugnmeet is not None:
             active = [r for r in await backends.plugnmeet.active_rooms() if picked(r.room_id)]
         pnm_ids = {r.room_id for r in active}
-        rooms = await backends.livekit.list_rooms(args.rooms or None)
+        rooms = await backends.livekit.list_rooms(sorted(wanted) if wanted else None)
         # A plugNmeet room lives in LiveKit under its room id: it is adopted once, as a PlugNmeetRoom.
         rooms = [r for r in rooms if picked(r.name) and r.name not in pnm_ids]
         dispatches = await asyncio.gather(*(backends.livekit.list_dispatches(r.name) for r in rooms))
@@ -144,7 +164,9 @@ async def _export(args: argparse.Namespace) -> int:
             documents.append(pnm_manifest(room))
         except ValueError as exc:
             print(f"warning: plugNmeet room {room.room_id!r} cannot be exported: {exc}", file=sys.stderr)
-    missing = sorted(wanted - {r.name for r in rooms} - pnm_ids)
+    for document in documents:
+        document["metadata"].update(declared.get(document["metadata"]["name"], {}))
+    missing = sorted(set(args.rooms) - {r.name for r in rooms} - pnm_ids)
     for name in missing:
         print(f"warning: room {name!r} does not exist on the server", file=sys.stderr)
     if args.output == "json":
@@ -157,6 +179,8 @@ async def _export(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_export(args))
+    except ManifestError as exc:
+        return report_manifest_error(exc)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import httpx
+import yaml
 
 from reconciler.engine import select_inputs
 from reconciler.manifests import load_inputs
@@ -261,3 +262,20 @@ def test_target_with_a_room_policy_through_the_cli(sandbox: SandboxServer) -> No
     removed = [(r["type"], r["room"]) for r in json.loads(result.stdout)["results"] if r["type"] == "RemoveParticipant"]
     assert removed == [("RemoveParticipant", "support-2")]
     assert "support-1" not in sandbox.test_api("GET", "requests")["by_room"]  # not even its participants listed
+
+
+def test_export_selector_refreshes_the_labelled_rooms_from_the_server(sandbox: SandboxServer, tmp_path: Path) -> None:
+    path = fleet(tmp_path)
+    assert roomctl(sandbox, "apply", str(path)).returncode == 0
+    sandbox.test_api("DELETE", "requests")
+    result = roomctl(sandbox, "export", "-f", str(path), "-l", "tier=gold")
+    assert result.returncode == 0, result.stderr
+    documents = {d["metadata"]["name"]: d for d in yaml.safe_load_all(result.stdout)}
+    assert set(documents) == {"web-1", "ops-1"}
+    assert documents["web-1"]["metadata"]["labels"] == {"team": "web", "tier": "gold"}  # kept from the manifest
+    assert rooms_touched(sandbox) == {"web-1", "ops-1"}
+    refreshed = tmp_path / "refreshed.yaml"
+    refreshed.write_text(result.stdout)
+    assert roomctl(sandbox, "diff", "-l", "tier=gold", str(refreshed)).returncode == 0
+    bare = roomctl(sandbox, "export", "-l", "tier=gold")
+    assert bare.returncode == 1 and "labels, which live in manifests" in bare.stderr
