@@ -21,6 +21,7 @@ from .common import (
     open_backends,
     referenced_servers,
     report_manifest_error,
+    skipped_json,
     wants_plugnmeet,
 )
 from .planning import add_plan_options, plan_options, warn_unselected
@@ -68,9 +69,12 @@ async def run_actions(combined: CombinedPlan, backends: Backends, args: argparse
 
 
 def report_results(args: argparse.Namespace, plan: Plan, results: Results, verb: str = "Apply",
-                   skipped: str = "") -> int:
+                   skipped: str = "", skipped_docs: list[dict[str, object]] | None = None) -> int:
     if args.output == "json":
-        print(json.dumps(results_json(plan, results), indent=2))
+        out = results_json(plan, results)
+        if skipped_docs:
+            out["skipped_documents"] = skipped_docs
+        print(json.dumps(out, indent=2))
     elif not args.quiet:
         if args.verbose:
             for result in results.results:
@@ -100,7 +104,7 @@ async def _apply(args: argparse.Namespace) -> int:
         if args.output == "text" and not args.quiet:
             render_text(combined.merged, sys.stdout, verbose=args.verbose, colour=not args.no_color)
         results = await run_actions(combined, backends, args)
-    return report_results(args, combined.merged, results, skipped=skipped)
+    return report_results(args, combined.merged, results, skipped=skipped, skipped_docs=skipped_json(inputs))
 
 
 def interrupted_summary(finished: list[ActionResult], planned: int) -> None:

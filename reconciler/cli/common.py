@@ -150,6 +150,12 @@ def note_skipped(inputs: Inputs, args: argparse.Namespace) -> str:
     return f"{inputs.skipped} document(s) of other tools skipped (not apiVersion {API_VERSION}; -v lists them)."
 
 
+def skipped_json(inputs: Inputs) -> list[dict[str, object]]:
+    """`skipped_documents` of the JSON output: other tools' documents that were not read as rooms."""
+    return [{"file": d.file, "line": d.line, "apiVersion": d.api_version, "kind": d.kind or None}
+            for d in inputs.foreign]
+
+
 def report_manifest_error(exc: ManifestError) -> int:
     for issue in exc.issues:
         print(f"error: {issue}", file=sys.stderr)

@@ -20,6 +20,7 @@ from .common import (
     open_backends,
     referenced_servers,
     report_manifest_error,
+    skipped_json,
     wants_plugnmeet,
 )
 from .planning import add_plan_options, plan_options, warn_unselected
@@ -49,7 +50,10 @@ async def _diff(args: argparse.Namespace) -> int:
         if args.out and not plan.unreadable:
             write_saved_plan(args.out, args, inputs, options, combined, backends)
     if args.output == "json":
-        print(json.dumps(plan_json(plan), indent=2, sort_keys=False))
+        out = plan_json(plan)
+        if inputs.foreign:
+            out["skipped_documents"] = skipped_json(inputs)
+        print(json.dumps(out, indent=2, sort_keys=False))
     elif not args.quiet:
         render_text(plan, sys.stdout, verbose=args.verbose, colour=not args.no_color)
         if skipped:

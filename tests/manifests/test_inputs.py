@@ -4,6 +4,7 @@ fixes (issue 13's manifest conventions)."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -124,6 +125,28 @@ def test_foreign_documents_are_skipped_and_counted(tmp_path: Path, capsys: pytes
     assert f"roomctl: {tmp_path / 'kustomization.yaml'}:1: skipped Kustomization (kustomize.config.k8s.io/v1beta1)" in err
     assert f"roomctl: {tmp_path / 'rooms.yaml'}:5: skipped Secret (v1)" in err
     assert "apiSecret" not in out + err
+
+
+def test_foreign_documents_counted_in_diff_and_apply(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET", "PLUGNMEET_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "rooms" / "kustomization.yaml",
+          "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [a.yaml]\n")
+    write(tmp_path / "rooms" / "a.yaml", ROOM.format(name="foreign-a"))
+    assert main(["diff", "rooms"]) == 2
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1] == ("1 document(s) of other tools skipped (not apiVersion roomctl.dev/v1alpha1; "
+                                    "-v lists them).")
+    assert main(["diff", "-o", "json", "rooms"]) == 2
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["skipped_documents"] == [{"file": "rooms/kustomization.yaml", "line": 1,
+                                          "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization"}]
+    assert main(["apply", "rooms"]) == 0
+    assert "1 document(s) of other tools skipped" in capsys.readouterr().out
+    assert main(["apply", "-o", "json", "rooms"]) == 0
+    assert json.loads(capsys.readouterr().out)["skipped_documents"][0]["kind"] == "Kustomization"
 
 
 def test_roomctl_group_typos_are_errors_not_skipped(tmp_path: Path) -> None:

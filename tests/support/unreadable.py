@@ -12,6 +12,8 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
+from tests.support.cli import cli_env
+
 PR_CAPBSET_DROP = 24
 CAP_DAC_OVERRIDE = 1
 CAP_DAC_READ_SEARCH = 2
@@ -28,8 +30,7 @@ def _drop_read_override() -> None:
 
 def run_roomctl(args: Sequence[str], env: dict[str, str] | None = None, cwd: str | None = None,
                 stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = dict(os.environ)
-    full_env.update(env or {})
+    full_env = cli_env(None, **(env or {}))
     return subprocess.run(
         [sys.executable, "-m", "reconciler", *args], env=full_env, cwd=cwd, capture_output=True, text=True,
         input=stdin.decode() if stdin is not None else None, timeout=120, preexec_fn=_drop_read_override,
