@@ -151,3 +151,38 @@ def test_token_for_an_undeclared_room_carries_the_policy_from_the_first_moment(s
     assert banned.returncode == 1 and "(RoomPolicy support-calls, rule 2)" in banned.stderr
     refused = roomctl(sandbox, "token", "support-vip-1", "customer-9", "-f", str(EXAMPLE))
     assert refused.returncode == 1 and "no RoomPolicy there matches it" in refused.stderr
+
+
+def test_a_folder_mixing_room_plugnmeet_room_and_room_policy(sandbox: SandboxServer, tmp_path: Path) -> None:
+    (tmp_path / "policy.yaml").write_text(POLICY)
+    (tmp_path / "rooms.yaml").write_text("""\
+apiVersion: roomctl.dev/v1alpha1
+kind: Room
+metadata: {name: support-hall}
+spec:
+  participants:
+    - identity: "host-*"
+      permission: {canPublishData: true}
+---
+apiVersion: roomctl.dev/v1alpha1
+kind: PlugNmeetRoom
+metadata: {name: physics}
+spec:
+  metadata: {roomTitle: Physics}
+""")
+    env = {"PLUGNMEET_URL": sandbox.url, "PLUGNMEET_API_KEY": "plugnmeet", "PLUGNMEET_API_SECRET": "secret"}
+    applied = roomctl(sandbox, "apply", str(tmp_path), **env)
+    assert applied.returncode == 0, applied.stderr + applied.stdout
+    with httpx.Client(base_url=sandbox.url, timeout=10) as client:
+        join(client, "support-hall", "host-1", canPublishData=False)  # the Room's own rule
+        join(client, "support-hall", "guest-1", canPublishData=True)  # the policy's rule 3
+        join(client, "support-9", "guest-2", canPublishData=True)  # undeclared: the policy
+    plan = json.loads(roomctl(sandbox, "diff", str(tmp_path), "-o", "json", **env).stdout)
+    assert sorted((a["room"], a["target"], a["source"]) for r in plan["rooms"] for a in r["actions"]) == [
+        ("support-9", "guest-2", "RoomPolicy support-calls, rule 3"),
+        ("support-hall", "guest-1", "RoomPolicy support-calls, rule 3"),
+        ("support-hall", "host-1", "Room support-hall, rule 1")]
+    assert plan["summary"]["policy_participant_changes"] == 2
+    assert {r["name"]: r["policies"] for r in plan["rooms"]}["support-hall"] == ["support-calls"]
+    assert roomctl(sandbox, "apply", str(tmp_path), **env).returncode == 0
+    assert roomctl(sandbox, "diff", str(tmp_path), **env).returncode == 0
