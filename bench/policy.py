@@ -3,7 +3,7 @@ participants out of policy. Counts the requests of `roomctl apply` (expected: 1 
 ListParticipants + exactly the 1,000 needed UpdateParticipant) and times it against what a user would
 write without roomctl: a sequential loop over the official `livekit-api` SDK.
 
-    python bench/policy.py [--rooms 1000] [--participants 10] [--out-of-policy 0.1]
+    python bench/policy.py [--rooms 1000] [--participants 10] [--out-of-policy 0.1] [--latency 0 --latency 0.02]
 
 Each contender gets the same fleet on the same `roomctl sandbox serve` (re-joined between runs), and
 each run is checked: after it, `roomctl diff` must be clean (exit 0).
@@ -108,11 +108,49 @@ async def sdk_loop(url: str) -> int:
     return fixed
 
 
+def scenario(server: object, policy: Path, rooms: int, wrong: list[tuple[str, str, bool]], delay: float) -> None:
+    """One comparison on the same fleet, the server answering room calls after `delay` seconds."""
+    latency = {"latency_ms": delay * 1000}
+    server.test_api("/sandbox/faults", {"methods": {"RoomService.ListParticipants": latency,  # type: ignore[attr-defined]
+                                                    "RoomService.UpdateParticipant": latency}}, "PUT")
+    print(f"-- room calls answered after {delay * 1000:.0f} ms (ListParticipants, UpdateParticipant: the "
+          "server's latency, network round trip included)")
+    server.reset_requests()  # type: ignore[attr-defined]
+    seconds, diff = roomctl(server.url, "diff", str(policy), "-q")  # type: ignore[attr-defined]
+    assert diff.returncode == 2, diff.stderr
+    print(f"roomctl diff: {seconds:.2f} s, requests {server.requests()}")  # type: ignore[attr-defined]
+
+    server.reset_requests()  # type: ignore[attr-defined]
+    roomctl_seconds, applied = roomctl(server.url, "apply", str(policy), "-q")  # type: ignore[attr-defined]
+    assert applied.returncode == 0, applied.stderr
+    requests = server.requests()  # type: ignore[attr-defined]
+    print(f"roomctl apply: {roomctl_seconds:.2f} s, requests {requests}")
+    expected = {"ListRooms": 1, "ListParticipants": rooms, "UpdateParticipant": len(wrong)}
+    print(f"  expected {expected}: {'exactly' if requests == expected else 'NOT'} as expected")
+    _, clean = roomctl(server.url, "diff", str(policy), "-q")  # type: ignore[attr-defined]
+    assert clean.returncode == 0, "diff after apply is not clean"
+
+    asyncio.run(join_all(server.url, wrong))  # type: ignore[attr-defined]  # the same people out of policy again
+    server.reset_requests()  # type: ignore[attr-defined]
+    started = time.perf_counter()
+    fixed = asyncio.run(sdk_loop(server.url))  # type: ignore[attr-defined]
+    sdk_seconds = time.perf_counter() - started
+    print(f"SDK loop (livekit-api, sequential): {sdk_seconds:.2f} s, fixed {fixed}, "
+          f"requests {server.requests()}")  # type: ignore[attr-defined]
+    _, clean = roomctl(server.url, "diff", str(policy), "-q")  # type: ignore[attr-defined]
+    assert clean.returncode == 0, "diff after the SDK loop is not clean"
+    print(f"ratio SDK loop / roomctl apply = {sdk_seconds / roomctl_seconds:.2f}x "
+          "(roomctl's time includes process start-up, validation and the plan)")
+    asyncio.run(join_all(server.url, wrong))  # type: ignore[attr-defined]  # ready for the next scenario
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rooms", type=int, default=1000)
     parser.add_argument("--participants", type=int, default=10)
     parser.add_argument("--out-of-policy", type=float, default=0.1)
+    parser.add_argument("--latency", type=float, action="append", default=[],
+                        help="seconds the server takes per room call (repeatable; default: 0 and 0.02)")
     args = parser.parse_args()
     joins = fleet(args.rooms, args.participants, args.out_of_policy)
     wrong = [j for j in joins if j[2]]
@@ -123,34 +161,8 @@ def main() -> int:
         asyncio.run(join_all(server.url, joins))
         print(f"fleet: {args.rooms} rooms x {args.participants} participants by joins in "
               f"{time.perf_counter() - started:.1f} s; {len(wrong)} out of policy")
-
-        server.reset_requests()
-        seconds, diff = roomctl(server.url, "diff", str(policy), "-q")
-        assert diff.returncode == 2, diff.stderr
-        print(f"roomctl diff: {seconds:.2f} s, requests {server.requests()}")
-
-        server.reset_requests()
-        seconds, applied = roomctl(server.url, "apply", str(policy), "-q")
-        assert applied.returncode == 0, applied.stderr
-        requests = server.requests()
-        print(f"roomctl apply: {seconds:.2f} s, requests {requests}")
-        expected = {"ListRooms": 1, "ListParticipants": args.rooms, "UpdateParticipant": len(wrong)}
-        print(f"  expected {expected}: {'exactly' if requests == expected else 'NOT'} as expected")
-        roomctl_seconds = seconds
-        _, clean = roomctl(server.url, "diff", str(policy), "-q")
-        assert clean.returncode == 0, "diff after apply is not clean"
-
-        asyncio.run(join_all(server.url, wrong))  # the same participants out of policy again
-        server.reset_requests()
-        started = time.perf_counter()
-        fixed = asyncio.run(sdk_loop(server.url))
-        sdk_seconds = time.perf_counter() - started
-        print(f"SDK loop (livekit-api, sequential): {sdk_seconds:.2f} s, fixed {fixed}, "
-              f"requests {server.requests()}")
-        _, clean = roomctl(server.url, "diff", str(policy), "-q")
-        assert clean.returncode == 0, "diff after the SDK loop is not clean"
-    print(f"ratio SDK loop / roomctl apply = {sdk_seconds / roomctl_seconds:.2f}x "
-          "(roomctl's time includes process start-up and validation)")
+        for delay in args.latency or [0.0, 0.02]:
+            scenario(server, policy, args.rooms, wrong, delay)
     return 0
 
 
