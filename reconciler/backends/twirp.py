@@ -34,7 +34,7 @@ from .errors import (
 )
 from .failures import not_twirp, parse_server_url, tls_verify, transport_failure
 from .limiter import AdaptiveLimiter, LimitedTransport, attempt_bound
-from .transport import http_transport
+from .transport import HttpClient, http_transport
 
 log = logging.getLogger("roomctl.twirp")
 
@@ -143,12 +143,11 @@ class TwirpClient:
         # http_transport(verify=...): httpx ignores AsyncClient(verify=) when given a transport.
         self.ssl_context = verify or tls_verify()
         self.limiter = AdaptiveLimiter(max_connections)
-        self.client = httpx.AsyncClient(
-            transport=LimitedTransport(transport or http_transport(self.base_url, max_connections=max_connections,
-                                                                   verify=self.ssl_context),
-                                       self.limiter),
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        self.client = HttpClient(
+            LimitedTransport(transport or http_transport(self.base_url, max_connections=max_connections,
+                                                         verify=self.ssl_context),
+                             self.limiter),
+            httpx.Timeout(timeout, connect=min(timeout, 5.0)),
         )
 
     async def aclose(self) -> None:

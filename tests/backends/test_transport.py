@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -13,7 +14,7 @@ import pytest
 
 from reconciler.auth import TokenSource
 from reconciler.backends.errors import TransportFailure
-from reconciler.backends.transport import env_proxy, http_transport
+from reconciler.backends.transport import HttpClient, env_proxy, http_transport
 from reconciler.backends.twirp import RetryPolicy, TwirpClient
 from tests.support.server import SandboxServer, free_port
 
@@ -121,3 +122,18 @@ def test_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert env_proxy("http://lk.example.com") is None
     monkeypatch.setenv("NO_PROXY", "example.com")
     assert env_proxy("https://lk.example.com") is None
+
+
+async def test_http_client_keeps_the_request_log(sandbox: SandboxServer, caplog: pytest.LogCaptureFixture) -> None:
+    """-v's request log (httpx's logger at INFO) is written by the lean client too, URL only."""
+    http = HttpClient(http_transport(sandbox.url, max_connections=2), httpx.Timeout(5.0))
+    try:
+        with caplog.at_level(logging.INFO, logger="httpx"):
+            response = await http.post(sandbox.url + "/twirp/livekit.RoomService/ListRooms", content=b"{}",
+                                       headers={"Content-Type": "application/json", "Authorization": "Bearer x"})
+    finally:
+        await http.aclose()
+    assert response.status_code == 401
+    assert response.request.url.path == "/twirp/livekit.RoomService/ListRooms"
+    assert [r.getMessage() for r in caplog.records] == [
+        f'HTTP Request: POST {sandbox.url}/twirp/livekit.RoomService/ListRooms "HTTP/1.1 401 Unauthorized"']
