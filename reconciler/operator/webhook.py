@@ -16,10 +16,17 @@ from typing import TYPE_CHECKING, Any
 import kopf
 
 from ..crd import GROUP, ROOM, VERSION
+from ..engine import plan_one_room
+from ..execute import execute
+from ..manifests import Inputs
+from ..model.policy import DesiredPolicy
+from ..plan import Plan
+from ..plan.core import POLICY_KIND
 from ..webhook.app import QuietServer, WebhookApp
 from ..webhook.receiver import EventQueue, Receiver, RoomWork
 from . import metrics
-from .decide import CredentialsError, RoomObject, status_changed
+from .decide import CredentialsError, Event, InvalidSpec, RoomObject, status_changed
+from .policy import ENFORCED, ENFORCEMENT_FAILED, desired_policy
 
 if TYPE_CHECKING:
     from .handlers import OperatorState
@@ -31,7 +38,7 @@ KEEP_ALIVE_SECONDS = 95  # longer than LiveKit's Go client keeps idle connection
 
 
 def room_name(obj: RoomObject) -> str:
-    name = obj.spec.get("name")
+    name = obj.spec_map.get("name")
     return name if isinstance(name, str) and name else obj.name
 
 
@@ -64,26 +71,70 @@ class WebhookEndpoint:
     async def react(self, work: RoomWork) -> None:
         runs = metrics.WEBHOOK.runs
         objects = [o for o in self.index.get(work.room, []) if o.kind == ROOM.kind]
-        acted = failed = False
+        acted = failed = declared = False
+        reconciler = self.state.connected_reconciler()
+        pool = self.state.pool
+        assert pool is not None
         try:
             for obj in objects:
-                reconciler = self.state.connected_reconciler()
-                assert self.state.pool is not None
                 try:
-                    creds = await self.state.pool.credentials(obj)
+                    creds = await pool.credentials(obj)
                 except CredentialsError:
                     continue  # the sweep reports it on the object
                 if creds.api_key != work.api_key:
                     continue  # a room of the same name on another server
-                outcome = await reconciler.reconcile(obj, "webhook")
+                declared = True
+                outcome = await reconciler.reconcile(obj, "webhook")  # its own rules, then the policies'
                 acted = acted or any(e.type == "Normal" for e in outcome.events)
                 failed = failed or outcome.failure is not None
                 await self._record(obj, outcome.status, outcome.events)
+            if not declared:
+                acted, failed = await self._undeclared(work)
         finally:
             runs.labels("failed" if failed else "acted" if acted else "no_action").inc()
             done = time.monotonic()
             for received in work.received:
                 metrics.WEBHOOK.latency.observe(done - received)
+
+    async def _undeclared(self, work: RoomWork) -> tuple[bool, bool]:
+        """A room no Room object declares, governed by the RoomPolicy objects of the signer's server:
+        observed and planned by the engine's single-room entry (`plan_one_room`, as `roomctl serve`),
+        executed, and recorded as events on each policy whose rules acted. Policy statuses stay the
+        sweep's summary."""
+        pool = self.state.pool
+        assert pool is not None
+        governing: list[tuple[RoomObject, DesiredPolicy]] = []
+        backend = None
+        for obj in self.state.policy_objects():
+            try:
+                policy = desired_policy(obj)
+                creds = await pool.credentials(obj)
+            except (InvalidSpec, CredentialsError):
+                continue  # reported on the policy by the sweep
+            if creds.api_key == work.api_key and policy.matches(work.room):
+                governing.append((obj, policy))
+                backend = pool.backend(creds)
+        if backend is None:
+            return False, False
+        room_plan = await plan_one_room(backend, Inputs([], [], [p for _, p in governing]), work.room)
+        if room_plan is None or not room_plan.actions:
+            return False, False
+        results = (await execute(Plan((room_plan,)), backend)).results
+        for result in results:
+            metrics.ACTIONS.labels(str(result.action.kind), "ok" if result.ok else "failed").inc()
+        for obj, policy in governing:
+            label = f"{POLICY_KIND} {policy.name},"
+            mine = [r for r in results if r.action.source.startswith(label)]
+            done = [r for r in mine if r.ok]
+            events = []
+            if done:
+                events.append(Event("Normal", ENFORCED, f"webhook: made {len(done)} change(s) in room {work.room}"))
+            if len(done) < len(mine):
+                failed_one = next(r for r in mine if not r.ok)
+                events.append(Event("Warning", ENFORCEMENT_FAILED,
+                                    f"webhook: {failed_one.action.kind} {work.room}: {failed_one.error}"))
+            await self.state.post(obj, events)
+        return any(r.ok for r in results), not all(r.ok for r in results)
 
     async def _record(self, obj: RoomObject, status: Any, events: Any) -> None:
         kube = self.state.kube

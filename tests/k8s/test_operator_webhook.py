@@ -44,6 +44,19 @@ async def test_webhooks_reach_room_objects_and_are_recorded_on_them(tmp_path: Pa
                 await cluster.wait_for(lambda: [e["reason"] for e in cluster.events("town")].count("RoomCreated") == 2,
                                        what="RoomCreated again")
                 assert (await server_rooms(sandbox.url))["town-live"].sid != old_sid
+                # A room nobody declared, governed by a RoomPolicy object: the same single-room engine
+                # entry as `roomctl serve`, the change recorded as an event on the policy.
+                await cluster.apply("help", {"rooms": ["help-*"], "participants": RULES}, kind="RoomPolicy")
+                await cluster.wait_for(lambda: ready(cluster.get("help", kind="RoomPolicy")) == "True",
+                                       what="policy accepted")
+                token = mint({"sub": "cara", "video": {"roomJoin": True, "room": "help-1", "canPublish": True}})
+                assert (await client.post("/sandbox/join", json={"token": token})).status_code == 200
+                enforced = await cluster.wait_for(
+                    lambda: [e for e in cluster.events("help") if e["reason"] == "PolicyEnforced"],
+                    what="PolicyEnforced event")
+                assert "help-1" in enforced[0]["message"]
+                found = await client.post("/sandbox/participant", json={"room": "help-1", "identity": "cara"})
+                assert found.json()["participant"]["permission"]["can_publish"] is False
                 # A forgery is refused by the same receiver roomctl serve uses (the operator runs in this loop).
                 forged = await client.post(f"http://127.0.0.1:{port}/webhook", content=b"{}",
                                            headers={"Authorization": "x"})

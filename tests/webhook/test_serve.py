@@ -33,6 +33,8 @@ LISTENER = ("  participants:\n    - identity: \"*\"\n"
             "      permission: {canPublish: false, canSubscribe: true, canPublishData: false}\n")
 
 
+MICROPHONE_ONLY = ("  participants:\n    - identity: \"*\"\n"
+                   "      permission: {canPublish: true, canPublishSources: [MICROPHONE]}\n")
 # Governs rooms nobody declared: webhooks route them through the same plan (plan_one_room).
 POLICY = """apiVersion: roomctl.dev/v1alpha1
 kind: RoomPolicy
@@ -112,7 +114,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SandboxSer
     folder = tmp_path_factory.mktemp("serve")
     manifests = folder / "rooms"
     manifests.mkdir()
-    (manifests / "town.yaml").write_text(room("town", LISTENER) + room("lobby"))
+    (manifests / "town.yaml").write_text(room("town", LISTENER) + room("lobby") + room("studio", MICROPHONE_ONLY))
     (manifests / "support.yaml").write_text(POLICY)
     (manifests / "burst.yaml").write_text("".join(room(f"burst-{i:02d}", LISTENER) for i in range(BURST_ROOMS)))
     port = free_port()
@@ -191,6 +193,29 @@ def test_a_persistent_room_deleted_out_of_band_is_back(world: tuple[SandboxServe
     wait_until(recreated, 10, "lobby to be created again")
     assert serve.metric("roomctl_reconcile_duration_seconds_count", trigger="interval") == 0
     assert serve.metric("roomctl_actions_total", kind="CreateRoom", result="ok", trigger="webhook") == 1
+
+
+def test_a_track_the_rule_forbids_gets_the_permission_enforced_again(
+        world: tuple[SandboxServer, Serve, Path]) -> None:
+    sandbox, serve, _ = world
+    sandbox.test_api("PUT", "webhooks", {"drop": True})  # participant_joined is lost on the way
+    try:
+        join(sandbox.url, "studio", "frank")
+    finally:
+        sandbox.test_api("PUT", "webhooks", {"drop": False})
+    published = httpx.post(f"{sandbox.url}/sandbox/publish", json={"room": "studio", "identity": "frank",
+                                                                   "type": "VIDEO", "source": "CAMERA"})
+    assert published.status_code == 200  # the token allowed every source
+
+    def enforced() -> bool:
+        found = httpx.post(f"{sandbox.url}/sandbox/participant", json={"room": "studio", "identity": "frank"})
+        participant = found.json()["participant"]
+        return (participant["permission"]["can_publish_sources"] == ["MICROPHONE"]
+                and not [t for t in participant["tracks"] if t["source"] == "CAMERA"])
+
+    wait_until(enforced, 10, "the camera permission to be taken away (and the track with it)")
+    assert serve.metric("roomctl_webhook_events_total", event="track_published", result="accepted") >= 1
+    assert serve.metric("roomctl_reconcile_duration_seconds_count", trigger="interval") == 0
 
 
 def test_forged_webhooks_are_refused_on_the_socket(world: tuple[SandboxServer, Serve, Path]) -> None:
