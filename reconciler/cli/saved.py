@@ -20,6 +20,7 @@ from ..observed import ObservedState
 from ..plan import Plan, PlanOptions
 from ..render import plan_json, render_text
 from ..savedplan import (
+    SAVED_PLAN_KIND,
     SavedPlan,
     SavedPlanError,
     ServerEntry,
@@ -73,16 +74,28 @@ def write_saved_plan(path: str, args: argparse.Namespace, inputs: Inputs, option
 
 
 def load_saved_plan(paths: list[str]) -> SavedPlan | None:
-    """The saved plan when `apply` was given one plan file (*.json), else None (manifests)."""
-    if len(paths) != 1 or not paths[0].endswith(".json") or not os.path.isfile(paths[0]):
+    """The saved plan when `apply` was given one plan file (any name: a JSON object of kind
+    roomctl-saved-plan), else None (manifests)."""
+    if len(paths) != 1 or not os.path.isfile(paths[0]):
+        return None
+    try:
+        with open(paths[0], "rb") as handle:
+            head = handle.read(1024).lstrip()
+    except OSError:
+        return None  # the manifest loader reports it, with its position
+    if not head.startswith(b"{") or (SAVED_PLAN_KIND.encode() not in head and not paths[0].endswith(".json")):
         return None
     try:
         data: Any = json.loads(Path(paths[0]).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
+        if not paths[0].endswith(".json"):
+            return None  # YAML in flow style, say: a manifest
         raise UsageError(f"{paths[0]}: not a readable plan file: {exc}") from None
     try:
         return SavedPlan.from_json(data)
     except SavedPlanError as exc:
+        if isinstance(data, dict) and data.get("kind") != SAVED_PLAN_KIND and not paths[0].endswith(".json"):
+            return None
         raise UsageError(f"{paths[0]}: {exc}") from None
 
 
