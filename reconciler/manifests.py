@@ -313,6 +313,22 @@ def _type_name(value: Any) -> str:
             float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
 
 
+def _list_items(doc: YamlDocument) -> list[YamlDocument]:
+    """A Kubernetes `kind: List` (what `kubectl get -o yaml` prints for several objects) stands for its
+    items: each is read as a document of its own, so roomctl documents inside one are never skipped
+    as "another tool's"."""
+    data = doc.data
+    if not (isinstance(data, dict) and data.get("apiVersion") == "v1" and data.get("kind") == "List"
+            and isinstance(data.get("items"), list)):
+        return [doc]
+    items = []
+    for i, item in enumerate(data["items"]):
+        prefix = ("items", i)
+        positions = {p[2:]: at for p, at in doc.positions.items() if p[:2] == prefix}
+        items.append(YamlDocument(item, doc.position(prefix)[0], positions))
+    return items
+
+
 # Where a room's name is written, in the order it is taken (the line a duplicate is reported at).
 _NAME_PATHS: tuple[tuple[str, ...], ...] = (("spec", "name"), ("spec", "roomId"), ("spec", "room_id"), ("name",),
                                             ("metadata", "name"))
@@ -392,7 +408,7 @@ def load_inputs(paths: Iterable[str]) -> Inputs:
         except YamlError as exc:
             issues.append(Issue(file, exc.line, exc.column, "", exc.message))
             continue
-        for doc in documents:
+        for doc in (d for document in documents for d in _list_items(document)):
             manifest, doc_issues = _parse_document(file, doc)
             issues.extend(doc_issues)
             if isinstance(manifest, RoomManifest):

@@ -176,3 +176,17 @@ def test_stdin_is_bounded(tmp_path: Path) -> None:
     result = run_roomctl(["validate", "-"], stdin=b"a: " + b"x" * (11 * 1024 * 1024) + b"\n")
     assert result.returncode == 1
     assert result.stderr.splitlines()[0] == "error: <stdin>: file is larger than 10 MiB (the server's request limit)"
+
+
+def test_a_kubernetes_list_stands_for_its_items(tmp_path: Path) -> None:
+    """`kubectl get -o yaml` wraps several objects in a v1 List: the roomctl documents inside are read
+    (never skipped as another tool's), other items are skipped and counted, errors point inside."""
+    text = ("apiVersion: v1\nkind: List\nitems:\n"
+            "  - apiVersion: roomctl.dev/v1alpha1\n    kind: Room\n    metadata: {name: in-list}\n"
+            "  - apiVersion: v1\n    kind: ConfigMap\n    metadata: {name: c}\n")
+    inputs = load_inputs([str(write(tmp_path / "list.yaml", text))])
+    assert [(r.name, r.line) for r in inputs.livekit] == [("in-list", 4)]
+    assert [(d.kind, d.line) for d in inputs.foreign] == [("ConfigMap", 7)]
+    bad = write(tmp_path / "bad.yaml", text + "  - apiVersion: roomctl.dev/v1alpha1\n    kind: Room\n"
+                "    metadata: {name: b, uid: x}\n")
+    assert errors_of([str(bad)]) == [f"{bad}:12:25: metadata.uid: unknown field"]
