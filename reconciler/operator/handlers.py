@@ -21,7 +21,6 @@ from ..crd import GROUP, PLUGNMEET_ROOM, ROOM, ROOM_POLICY, VERSION, Kind
 from . import metrics, webhook
 from .decide import CredentialsError, Event, Outcome, RoomObject, backoff, failed, failure_for, status_changed
 from .kube import KubeClient
-from .policy import policy_checked
 from .reconciler import Reconciler
 from .servers import Credentials, ServerPool, server_key
 
@@ -267,7 +266,7 @@ def _register_policies(registry: kopf.OperatorRegistry, state: OperatorState) ->
     @kopf.on.resume(*resource, registry=registry)
     async def changed(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
         obj = RoomObject.from_body(body)
-        outcome = policy_checked(obj, state.connected_reconciler().now())
+        outcome = state.connected_reconciler().check_policy(obj)
         patch.status.update(outcome.status)
         await state.post(obj, outcome.events)
 

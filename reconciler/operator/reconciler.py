@@ -40,6 +40,7 @@ from .policy import (
     desired_policy,
     is_policy,
     plan_undeclared,
+    policy_checked,
     policy_failed,
     valid_policies,
 )
@@ -108,6 +109,20 @@ class Reconciler:
     _statuses: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     # Every RoomPolicy object the operator knows (the kopf index); Rooms read the ones of their server.
     policy_objects: Callable[[], Sequence[RoomObject]] = lambda: ()
+
+    def _policy_view(self, obj: RoomObject) -> RoomObject:
+        """The policy with the status we last concluded: the index lags behind our own writes, and an
+        event must not repeat because the sweep saw the object before its status arrived."""
+        mine = self._statuses.get(f"{obj.kind}:{obj.key}")
+        return obj if mine is None else replace(obj, status=dict(mine))
+
+    def _remember(self, obj: RoomObject, outcome: Outcome) -> Outcome:
+        self._statuses[f"{obj.kind}:{obj.key}"] = outcome.status
+        return outcome
+
+    def check_policy(self, obj: RoomObject) -> Outcome:
+        """A created or changed RoomPolicy: validated now, enforced by the next sweep."""
+        return self._remember(obj, policy_checked(replace(obj, status=self._policy_view(obj).status), self.now()))
 
     def policies_for(self, obj: RoomObject) -> list[DesiredPolicy]:
         """The valid RoomPolicies that govern the server of `obj` (none for a plugNmeet kind)."""
@@ -243,10 +258,11 @@ class Reconciler:
         owners: dict[str, str] = {}
         policy_objects: list[tuple[RoomObject, DesiredPolicy]] = []
         for obj in sorted((o for o in group if is_policy(o)), key=lambda o: o.key):
+            view = self._policy_view(obj)
             try:
-                policy_objects.append((obj, desired_policy(obj)))
+                policy_objects.append((view, desired_policy(view)))
             except InvalidSpec as exc:
-                outcomes.append((obj, policy_failed(obj, exc, self.now())))
+                outcomes.append((obj, self._remember(obj, policy_failed(view, exc, self.now()))))
         policies = [p for _, p in policy_objects]
         for obj in sorted((o for o in group if not is_policy(o)), key=lambda o: o.key):
             try:
@@ -274,7 +290,7 @@ class Reconciler:
         except (CredentialsError, BackendError) as exc:
             metrics.SWEEPS.labels("failed").inc()
             return (outcomes + [(obj, self._failed(obj, exc, "sweep")) for obj, _ in valid]
-                    + [(obj, policy_failed(obj, exc, self.now())) for obj, _ in policy_objects])
+                    + [(obj, self._remember(obj, policy_failed(obj, exc, self.now()))) for obj, _ in policy_objects])
         metrics.SWEEPS.labels("ok").inc()
         gate = asyncio.Semaphore(self.concurrency)
         enforcement = Enforcement(rooms)
@@ -305,4 +321,5 @@ class Reconciler:
             for result in done.results:
                 metrics.ACTIONS.labels(str(result.action.kind), "ok" if result.ok else "failed").inc()
         now = self.now()
-        return [(obj, conclude_policy(obj, policy, enforcement, now)) for obj, policy in policy_objects]
+        return [(obj, self._remember(obj, conclude_policy(obj, policy, enforcement, now)))
+                for obj, policy in policy_objects]

@@ -105,3 +105,14 @@ async def test_room_policy_is_enforced_by_the_sweep(tmp_path: Path, sandbox: San
         assert again["status"]["matchedRooms"] == 2
         assert [e["reason"] for e in cluster.events("support-calls")] == ["PolicyEnforced"]
         assert len([e for e in cluster.events("broken") if e["type"] == "Warning"]) == 1  # not one per sweep
+
+        # A Room created now is reconciled by its handler with the policies of its server: the
+        # policy's agent goes into its CreateRoom (no second pass, no sweep needed).
+        await cluster.apply("support-late", {"emptyTimeout": 600})
+        await cluster.wait_for(lambda: ready(cluster.get("support-late")) == "True", what="late Room Ready")
+        client = api.LiveKitAPI(sandbox.url, "devkey", "secret", failover=False)
+        try:
+            dispatches = await client.agent_dispatch.list_dispatch("support-late")
+        finally:
+            await client.aclose()
+        assert [d.agent_name for d in dispatches] == ["note-taker"]
