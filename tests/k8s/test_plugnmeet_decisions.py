@@ -370,3 +370,26 @@ def test_suspended_plugnmeet_room_is_reported_and_nothing_is_done() -> None:
     assert cond(outcome, "Synced")["reason"] == "Suspended" and outcome.events == ()
     kept = decide_deletion(KIND_OPS[KIND].desired(obj(spec(suspend=True))), served(before))
     assert kept.action is None and "spec.suspend" in kept.event.message
+
+
+def test_drift_series_one_per_object_and_gone_with_it() -> None:
+    from prometheus_client import generate_latest
+
+    from reconciler.operator import metrics
+
+    def series() -> list[str]:
+        return sorted(line for line in generate_latest(metrics.REGISTRY).decode().splitlines()
+                      if line.startswith("roomctl_drift{") and "metrics-test" in line)
+
+    a = RoomObject("metrics-test", "a", {}, kind="Room")
+    b = RoomObject("metrics-test", "b", {}, kind=KIND)
+    metrics.record_drift(a, {"drift": [{"field": "x"}, {"field": "y"}]})
+    metrics.record_drift(b, {"drift": []})
+    metrics.record_drift(b, {"drift": [{"field": "z"}]})  # the same object again: still one series
+    assert series() == ['roomctl_drift{kind="PlugNmeetRoom",name="b",namespace="metrics-test"} 1.0',
+                        'roomctl_drift{kind="Room",name="a",namespace="metrics-test"} 2.0']
+    metrics.forget_drift(a)  # the delete handler
+    assert series() == ['roomctl_drift{kind="PlugNmeetRoom",name="b",namespace="metrics-test"} 1.0']
+    metrics.forget_drift(a)  # twice is harmless
+    metrics.retain_drift([])  # a sweep that no longer sees b (deleted while the operator was down)
+    assert series() == []
