@@ -74,6 +74,11 @@ class RoomObject:
         return f"{self.namespace}/{self.name}"
 
     @property
+    def ident(self) -> str:
+        """Unique across kinds: a Room and a PlugNmeetRoom may share a namespace and a name."""
+        return f"{self.kind}/{self.namespace}/{self.name}"
+
+    @property
     def source(self) -> str:
         return f"{self.kind.lower()}s/{self.namespace}/{self.name}"
 

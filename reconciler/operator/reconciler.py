@@ -133,7 +133,7 @@ class Reconciler:
         return valid_policies(p for p in self.policy_objects() if server_key(p.namespace, p.spec, kind) == key)
 
     def _latest(self, obj: RoomObject) -> RoomObject:
-        mine = self._statuses.get(obj.key)
+        mine = self._statuses.get(obj.ident)
         if mine is None or str(mine.get("lastSyncTime", "")) < str(obj.status.get("lastSyncTime", "")):
             return obj
         return replace(obj, status=dict(mine))
@@ -162,7 +162,7 @@ class Reconciler:
         metrics.FAILURES.labels(failure.reason).inc()
         log.warning("%s %s %s: %s: %s", trigger, obj.kind, obj.key, failure.reason, failure.message)
         outcome = failed(self._latest(obj), failure, self.now(), name)
-        self._statuses[obj.key] = outcome.status
+        self._statuses[obj.ident] = outcome.status
         metrics.record_drift(obj, outcome.status)
         return outcome
 
@@ -173,14 +173,14 @@ class Reconciler:
             desired, backend = await self._connect(obj)
         except (InvalidSpec, CredentialsError) as exc:
             return self._failed(obj, exc, trigger)
-        async with self._locks[obj.key]:
+        async with self._locks[obj.ident]:
             policies = self.policies_for(obj)
             try:
                 observed = await self._batcher(self.ops(obj), backend).observe(desired, policies)
             except BackendError as exc:
                 return self._failed(obj, exc, trigger)
             outcome = await self._apply(obj, desired, observed, backend, trigger, policies)
-            self._touched[obj.key] = time.monotonic()
+            self._touched[obj.ident] = time.monotonic()
             return outcome
 
     async def _apply(self, obj: RoomObject, desired: Any, observed: Any, backend: Any, trigger: str,
@@ -199,7 +199,7 @@ class Reconciler:
             enforcement.plans.append(room_plan)
             enforcement.results.extend(results)
         outcome = conclude(self._latest(obj), desired, room_plan, observed, results, self.now())
-        self._statuses[obj.key] = outcome.status
+        self._statuses[obj.ident] = outcome.status
         metrics.RECONCILES.labels(trigger, "failed" if outcome.failure else "ok").inc()
         if outcome.failure:
             metrics.FAILURES.labels(outcome.failure.reason).inc()
@@ -219,7 +219,7 @@ class Reconciler:
                          "the spec does not validate, so policy.deletion is unknown; the room was left in place")
         creds = await self.pool.credentials(obj)
         backend = ops.backend(self.pool, creds)
-        async with self._locks[obj.key]:
+        async with self._locks[obj.ident]:
             observed = (await ops.observe(backend, [desired])).get(desired.name)
             decision = decide_deletion(desired, observed)
             if decision.action is not None:
@@ -234,9 +234,9 @@ class Reconciler:
 
     def forget(self, obj: RoomObject) -> None:
         """The object is gone: drop its lock, its timestamps and its metric series."""
-        self._locks.pop(obj.key, None)
-        self._touched.pop(obj.key, None)
-        self._statuses.pop(obj.key, None)
+        self._locks.pop(obj.ident, None)
+        self._touched.pop(obj.ident, None)
+        self._statuses.pop(obj.ident, None)
         metrics.forget_drift(obj)
 
     async def sweep(self, objects: Sequence[RoomObject]) -> list[tuple[RoomObject, Outcome]]:
@@ -250,6 +250,9 @@ class Reconciler:
         for group in groups.values():
             outcomes.extend(await self._sweep_server(self.ops(group[0]), group))
         metrics.retain_drift(objects)
+        present = {o.ident for o in objects}
+        for gone in set(self._statuses) - present:  # deleted while no handler saw it go
+            self._statuses.pop(gone, None)
         return outcomes
 
     async def _sweep_server(self, ops: Ops, group: Sequence[RoomObject]) -> list[tuple[RoomObject, Outcome]]:
@@ -296,8 +299,8 @@ class Reconciler:
         enforcement = Enforcement(rooms)
 
         async def one(obj: RoomObject, desired: Any) -> tuple[RoomObject, Outcome] | None:
-            async with gate, self._locks[obj.key]:
-                if self._touched.get(obj.key, 0.0) > started:
+            async with gate, self._locks[obj.ident]:
+                if self._touched.get(obj.ident, 0.0) > started:
                     return None  # a handler reconciled it after this sweep looked: our view is older
                 return obj, await self._apply(obj, desired, rooms.get(desired.name), backend, "sweep",
                                               policies, enforcement)

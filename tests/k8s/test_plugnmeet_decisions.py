@@ -393,3 +393,45 @@ def test_drift_series_one_per_object_and_gone_with_it() -> None:
     metrics.forget_drift(a)  # twice is harmless
     metrics.retain_drift([])  # a sweep that no longer sees b (deleted while the operator was down)
     assert series() == []
+
+
+async def test_a_room_and_a_plugnmeet_room_of_the_same_name_are_two_objects() -> None:
+    """The Reconciler keeps locks, timestamps and the last status per kind too: a Room and a
+    PlugNmeetRoom both named school/physics must not read each other's status."""
+    from reconciler.observed import ObservedRoom
+    from reconciler.operator.reconciler import Reconciler
+
+    room = RoomObject("school", "physics", {"maxParticipants": 50}, kind="Room")
+    pnm = obj(spec())
+    observed: dict[str, Any] = {"Room": ObservedRoom("physics", "RM_1", 300, 20, 10, "", 0), KIND: served(pnm)}
+
+    class Pool:
+        async def credentials(self, o: RoomObject) -> Credentials:
+            return Credentials("http://unused", "k", "s")
+
+    class Ops:
+        def __init__(self, real: Any) -> None:
+            self.real, self.kind = real, real.kind
+
+        def desired(self, o: RoomObject) -> Any:
+            return self.real.desired(o)
+
+        def backend(self, pool: Any, creds: Credentials) -> Any:
+            return self.kind
+
+        async def observe(self, backend: Any, desired: Any) -> dict[str, Any]:
+            return {"physics": observed[backend]}
+
+        def plan(self, desired: Any, seen: Any) -> RoomPlan:
+            return self.real.plan(desired, seen)
+
+    reconciler = Reconciler(Pool(), now=lambda: NOW,  # type: ignore[arg-type]
+                            kinds={k: Ops(v) for k, v in KIND_OPS.items()})  # type: ignore[misc]
+    first = await reconciler.reconcile(room)
+    assert reasons(first) == ["RequiresRecreate"]  # maxParticipants 10 -> 50 under recreate Never
+    assert reasons(await reconciler.reconcile(pnm)) == []  # in sync
+    # The kopf index still holds the Room without the status just written: no second event.
+    again = await reconciler.reconcile(room)
+    assert reasons(again) == [] and again.status["drift"] == first.status["drift"]
+    outcomes = dict((o.ident, out) for o, out in await reconciler.sweep([room, pnm]))
+    assert reasons(outcomes["Room/school/physics"]) == [] and outcomes[f"{KIND}/school/physics"].status["drift"] == []
