@@ -399,6 +399,7 @@ async def test_a_room_and_a_plugnmeet_room_of_the_same_name_are_two_objects() ->
     """The Reconciler keeps locks, timestamps and the last status per kind too: a Room and a
     PlugNmeetRoom both named school/physics must not read each other's status."""
     from reconciler.observed import ObservedRoom
+    from reconciler.operator.kinds import KindOps
     from reconciler.operator.reconciler import Reconciler
 
     room = RoomObject("school", "physics", {"maxParticipants": 50}, kind="Room")
@@ -409,7 +410,9 @@ async def test_a_room_and_a_plugnmeet_room_of_the_same_name_are_two_objects() ->
         async def credentials(self, o: RoomObject) -> Credentials:
             return Credentials("http://unused", "k", "s")
 
-    class Ops:
+    class Ops(KindOps[Any, Any, Any]):
+        """The real kind's model and plan; the server's answer is canned."""
+
         def __init__(self, real: Any) -> None:
             self.real, self.kind = real, real.kind
 
@@ -426,7 +429,7 @@ async def test_a_room_and_a_plugnmeet_room_of_the_same_name_are_two_objects() ->
             return self.real.plan(desired, seen)
 
     reconciler = Reconciler(Pool(), now=lambda: NOW,  # type: ignore[arg-type]
-                            kinds={k: Ops(v) for k, v in KIND_OPS.items()})  # type: ignore[misc]
+                            kinds={k: Ops(v) for k, v in KIND_OPS.items()})
     first = await reconciler.reconcile(room)
     assert reasons(first) == ["RequiresRecreate"]  # maxParticipants 10 -> 50 under recreate Never
     assert reasons(await reconciler.reconcile(pnm)) == []  # in sync
