@@ -438,3 +438,5 @@ async def test_a_room_and_a_plugnmeet_room_of_the_same_name_are_two_objects() ->
     assert reasons(again) == [] and again.status["drift"] == first.status["drift"]
     outcomes = dict((o.ident, out) for o, out in await reconciler.sweep([room, pnm]))
     assert reasons(outcomes["Room/school/physics"]) == [] and outcomes[f"{KIND}/school/physics"].status["drift"] == []
+    for gone in (room, pnm):
+        reconciler.forget(gone)  # leaves no metric series behind for other tests

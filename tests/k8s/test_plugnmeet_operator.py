@@ -38,12 +38,13 @@ def pnm_calls(sandbox: SandboxServer, since: dict[str, int]) -> dict[str, int]:
 
 
 def drift_series(name: str) -> list[str]:
+    """This object's series (the registry is the process's: other tests' objects may be in it)."""
     from prometheus_client import generate_latest
 
     from reconciler.operator.metrics import REGISTRY
 
     return [line for line in generate_latest(REGISTRY).decode().splitlines()
-            if line.startswith("roomctl_drift{") and f'name="{name}"' in line]
+            if line.startswith("roomctl_drift{") and f'name="{name}",namespace="default"' in line]
 
 
 async def test_plugnmeet_room_lifecycle_through_kopf(tmp_path: Path, sandbox: SandboxServer, monkeypatch: Any) -> None:
