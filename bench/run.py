@@ -111,7 +111,7 @@ def cold_apply(report: Report, work: Path, quick: bool, repeat: int) -> None:
     folder = write_rooms(work / "cold", count)
     report.say(f"{count} rooms, cold apply, sandbox --latency-ms 20, fresh sandbox per contender, {repeat} round(s)")
     contenders: dict[str, Callable[[SandboxProc], list[str]]] = {
-        "roomctl apply": lambda box: [*ROOMCTL, "apply", str(folder), "-v"],
+        "roomctl apply": lambda box: [*ROOMCTL, "apply", str(folder)],  # default settings
         f"floor (aiohttp, concurrency {CEILING})": lambda box: [PY, "bench/floor_aiohttp.py", box.url, str(count),
                                                                    str(CEILING)],
         "official SDK, sequential loop": lambda box: [PY, "bench/sdk_loop.py", box.url, "create", str(count)],
@@ -127,7 +127,6 @@ def cold_apply(report: Report, work: Path, quick: bool, repeat: int) -> None:
         report.say(f"{name:34s} wall {spread(walls)}; CPU {spread(cpus)}; requests {got[0].requests}")
         if name != "official SDK, sequential loop" and got[0].requests != expected:
             raise BenchError(f"{name} issued {got[0].requests}, expected {expected}")
-    report.say(f"roomctl's limiter: {limiter_line(runs['roomctl apply'][-1])}")
     roomctl = statistics.median(r.wall for r in runs["roomctl apply"])
     floor = statistics.median(r.wall for r in runs[f"floor (aiohttp, concurrency {CEILING})"])
     sdk = statistics.median(r.wall for r in runs["official SDK, sequential loop"])
