@@ -111,22 +111,42 @@ class Enforcer:
         """Read the manifests. A bad edit keeps the last good state and reports each problem once."""
         self._seen = _fingerprint(self.paths)
         try:
-            self.inputs = load_inputs(self.paths)
+            inputs = load_inputs(self.paths)
         except ManifestError as exc:
-            text = "\n".join(f"error: {issue}" for issue in exc.issues)
-            if text != self._last_error:
-                kept = "; the last good manifests stay in force" if self.inputs is not None else ""
-                self.report(f"{text}\n{len(exc.issues)} error(s) in the manifests{kept}")
-                self._last_error = text
-            self.metrics.reloads.labels("error").inc()
-            self.metrics.manifests_valid.set(0)
-            return False
+            return self._rejected([str(issue) for issue in exc.issues])
+        problems = self._unservable(inputs)
+        if problems:
+            return self._rejected(problems)
+        self.inputs = inputs
         if self._last_error:
             self.report("manifests are valid again")
         self._last_error = ""
         self.metrics.reloads.labels("ok").inc()
         self.metrics.manifests_valid.set(1)
         return True
+
+    def _unservable(self, inputs: Inputs) -> list[str]:
+        """What valid manifests ask of servers this process did not open at start (restart to add them)."""
+        problems = []
+        for room in inputs.livekit:
+            server = server_of(room)
+            if server != DEFAULT_SERVER and server not in self.backends.named:
+                problems.append(f"{room.source}: spec.serverRef: server {server!r} was not opened when "
+                                "roomctl serve started (servers are read at start: restart to add one)")
+        if inputs.plugnmeet and self.backends.plugnmeet is None:
+            problems.append(f"{inputs.plugnmeet[0].source}: PlugNmeetRoom documents need a plugNmeet server, "
+                            "which roomctl serve did not open at start (restart to add one)")
+        return problems
+
+    def _rejected(self, problems: Sequence[str]) -> bool:
+        text = "\n".join(f"error: {problem}" for problem in problems)
+        if text != self._last_error:
+            kept = "; the last good manifests stay in force" if self.inputs is not None else ""
+            self.report(f"{text}\n{len(problems)} error(s) in the manifests{kept}")
+            self._last_error = text
+        self.metrics.reloads.labels("error").inc()
+        self.metrics.manifests_valid.set(0)
+        return False
 
     def edited(self) -> bool:
         return _fingerprint(self.paths) != self._seen

@@ -322,3 +322,51 @@ def test_bad_manifests_at_start_exit_1_before_any_request(sandbox: SandboxServer
     assert done.returncode == 1
     assert done.stderr.startswith(f"error: {bad}:") and "maxParticipants" in done.stderr
     assert sandbox.counts() == {}
+
+
+def test_webhooks_from_a_named_server_act_on_that_server_only(sandbox: SandboxServer, tmp_path: Path) -> None:
+    """A webhook is verified with its signer's key and reacted to on that key's server, against only
+    the rooms declared there: a room of the same name on the default server is never touched."""
+    port = free_port()
+    servers = tmp_path / "servers.yaml"
+    servers.write_text("servers:\n  eu:\n    url: URL\n    apiKeyEnv: EU_KEY\n    apiSecretEnv: EU_SECRET\n")
+    rooms = tmp_path / "rooms.yaml"
+    rooms.write_text(room("town", LISTENER) + room("eu-room", LISTENER, "  serverRef: {name: eu}\n"))
+    with run_sandbox("--api-key", "eukey", "--api-secret", "eusecret",
+                     "--webhook-url", f"http://127.0.0.1:{port}/webhook") as eu:
+        servers.write_text(servers.read_text().replace("URL", eu.url))
+        env = cli_env(None, LIVEKIT_URL=sandbox.url, LIVEKIT_API_KEY="devkey", LIVEKIT_API_SECRET="secret",
+                      EU_KEY="eukey", EU_SECRET="eusecret")
+        log = tmp_path / "serve.log"
+        with log.open("wb") as handle:
+            process = subprocess.Popen([sys.executable, "-m", "reconciler", "serve", str(rooms), "--servers",
+                                        str(servers), "--listen", f"127.0.0.1:{port}", "--interval", "1h"],
+                                       env=env, stderr=handle, stdout=handle)
+        serve = Serve(process, f"http://127.0.0.1:{port}", log)
+        try:
+            wait_until(lambda: _ready(serve), 20, "roomctl serve to be ready")
+            def eu_token(room_name: str, identity: str) -> str:
+                return mint({"sub": identity, "video": {"roomJoin": True, "room": room_name, "canPublish": True}},
+                            key="eukey", secret="eusecret")
+
+            for room_name, identity in (("eu-room", "gus"), ("town", "hal")):
+                response = httpx.post(f"{eu.url}/sandbox/join", json={"token": eu_token(room_name, identity)})
+                assert response.status_code == 200, response.text
+            wait_until(lambda: permission(eu.url, "eu-room", "gus")["can_publish"] is False, 10, "gus corrected on eu")
+            wait_until(lambda: serve.metric("roomctl_webhook_runs_total", result="no_action") >= 1, 10,
+                       "the eu town event to be handled")
+            time.sleep(0.3)
+            assert permission(eu.url, "town", "hal")["can_publish"] is True  # town is declared on the default only
+            assert eu.counts().get("RoomService.UpdateParticipant") == 1
+            assert serve.metric("roomctl_webhook_rejected_total", reason="unknown_key") == 0
+        finally:
+            assert stop(serve) == 0
+
+
+def _ready(serve: Serve) -> bool:
+    if serve.process.poll() is not None:
+        raise AssertionError(f"roomctl serve exited {serve.process.returncode}: {serve.stderr()}")
+    try:
+        return httpx.get(f"{serve.url}/readyz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False

@@ -1,8 +1,11 @@
-"""`roomctl serve` holds its servers' adaptive limiters at its worker count: latency that rises
-because the CPU is shared must not shrink the limit below the rate webhook reactions arrive at
-(the benchmark's collapse: p50 0.5-2.5 s before, ~80 ms after; bench/RESULTS.md)."""
+"""`roomctl serve`'s Enforcer without sockets. It holds its servers' adaptive limiters at its worker
+count: latency that rises because the CPU is shared must not shrink the limit below the rate webhook
+reactions arrive at (the benchmark's collapse: p50 0.5-2.5 s before, ~80 ms after; bench/RESULTS.md).
+And a manifest edit it cannot serve (a server not opened at start) keeps the last good state."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from reconciler.backends.limiter import AdaptiveLimiter
 from reconciler.backends.livekit import LiveKitBackend
@@ -55,3 +58,18 @@ def test_the_enforcer_holds_every_server_at_its_worker_count() -> None:
     enforcer = Enforcer(["rooms.yaml"], Backends(default, named={"eu": named}), workers=24)
     assert default.twirp.limiter.minimum == named.twirp.limiter.minimum == 24
     assert enforcer.keys == {"k": "s", "k2": "s2"} and enforcer.servers == {"k": "", "k2": "eu"}
+
+
+def test_an_edit_asking_for_a_server_serve_did_not_open_keeps_the_last_good_state(tmp_path: Path) -> None:
+    manifest = tmp_path / "rooms.yaml"
+    manifest.write_text("apiVersion: roomctl.dev/v1alpha1\nkind: Room\nmetadata: {name: a}\n")
+    reports: list[str] = []
+    enforcer = Enforcer([str(manifest)], Backends(LiveKitBackend("http://127.0.0.1:9", "k", "s")),
+                        report=reports.append)
+    assert enforcer.load() and enforcer.inputs is not None
+    good = enforcer.inputs
+    manifest.write_text(manifest.read_text() + "spec:\n  serverRef: {name: eu}\n")
+    assert not enforcer.load()
+    assert enforcer.inputs is good
+    assert reports[-1].startswith(f"error: {manifest}:1: spec.serverRef: server 'eu' was not opened")
+    assert "last good manifests stay in force" in reports[-1]
