@@ -47,6 +47,12 @@ SLACK = 0.002  # seconds of latency noise tolerated on top of the baseline (loop
 PROBE = 1.05  # paced rate growth per second without a refusal
 MIN_EVIDENCE = 50  # requests accepted in the last minute before a 429 says anything about a rate
 MIN_RATE = 0.5  # requests/s: pacing never starves a run
+# A refusal cuts the limit, pauses everyone (Retry-After) and starts pacing (429) only when the last
+# answers were all refusals (a rate limit or an overload refuses everything beyond it, so refusals
+# come in a row). Sporadic refusals (a flaky proxy, fault injection: 25 % of answers at random) are
+# retried one by one after their own Retry-After: cutting and pausing on each of them held the
+# limit at its minimum and paused nearly all the time (a 500-room apply took minutes).
+BURST = 8
 
 
 @dataclass
@@ -83,6 +89,7 @@ class AdaptiveLimiter:
         self._next_start = 0.0
         self._probe_at = 0.0
         self._accepted: deque[float] = deque()  # when the server accepted requests, last RATE_HORIZON s
+        self._outcomes: deque[bool] = deque(maxlen=BURST)  # refused?, for the last answers
 
     def hold_at_least(self, floor: int) -> None:
         """Never shrink below `floor` in flight (refusals and Retry-After pauses still apply). For a
@@ -106,7 +113,7 @@ class AdaptiveLimiter:
             except BaseException:
                 if waiter.done() and not waiter.cancelled():
                     self._finish()
-                else:
+                elif waiter in self._waiters:  # _admit() may already have dropped a cancelled waiter
                     self._waiters.remove(waiter)
                 raise
         else:
@@ -150,6 +157,8 @@ class AdaptiveLimiter:
         """An attempt ended: `status` is the HTTP status, None for a transport failure (which says
         nothing about load, so it changes nothing)."""
         now = self.clock()
+        if status is not None:
+            self._outcomes.append(status in REFUSED)
         try:
             if status in REFUSED:
                 self._refused(now, status, retry_after)
@@ -197,6 +206,8 @@ class AdaptiveLimiter:
 
     def _refused(self, now: float, status: int | None, retry_after: float | None) -> None:
         self.stats.refused += 1
+        if self.stats.refused > 1 and not all(self._outcomes):
+            return  # sporadic: this request waits its own Retry-After (the retry loop); others go on
         self.slow_start = False
         if now - self._last_cut > (self.baseline or 0.05):
             self.limit = max(float(self.minimum), self.limit / 2)

@@ -276,7 +276,8 @@ async def open_backends(args: argparse.Namespace, concurrency: int = DEFAULT_CON
                 raise UsageError(str(exc)) from None
             if not args.quiet:
                 print(f"roomctl: no LIVEKIT_URL set; using the embedded sandbox ({EMBEDDED_STATE})", file=sys.stderr)
-        verify = tls_settings(args) if settings.url is not None or pnm is not None else None
+        real = settings.url is not None or pnm is not None or bool(named_servers)
+        verify = tls_settings(args) if real else None
         if settings.url is None:
             assert sandbox is not None
             livekit = LiveKitBackend(EMBEDDED_URL, settings.api_key, settings.api_secret,
