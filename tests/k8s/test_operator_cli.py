@@ -39,7 +39,7 @@ def _env(case: str, tmp_path: Path) -> dict[str, str]:
 def test_no_usable_cluster_config_is_one_line_and_exit_1(case: str, tmp_path: Path) -> None:
     expected = CASES[case][1]
     env = _env(case, tmp_path)
-    result = roomctl(None, "operator", "--liveness", "", "--metrics-port", "0", **env)
+    result = roomctl(None, "operator", "--liveness", "", "--metrics-port", "0", process=True, **env)  # a real process
     assert result.returncode == 1, result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], result.stderr
