@@ -1,4 +1,4 @@
-"""The kopf wiring: the only module that imports kopf. Handlers gather inputs, call the
+"""The kopf wiring (with operator/webhook.py, which registers its own index and endpoint). Handlers gather inputs, call the
 Reconciler (which calls the shared plan/execute and the pure decisions), and carry out the
 result: status patch, events, retry. The same handlers serve Room and PlugNmeetRoom; the sweep is
 one task over the kopf indexes of both."""
