@@ -17,6 +17,7 @@ import kopf
 import yaml
 
 from ..backends.errors import BackendError
+from ..backends.twirp import RetryPolicy
 from ..crd import GROUP, PLUGNMEET_ROOM, ROOM, ROOM_POLICY, VERSION, Kind
 from . import metrics, webhook
 from .decide import CredentialsError, Event, Outcome, RoomObject, backoff, failed, failure_for, status_changed
@@ -48,6 +49,7 @@ class OperatorConfig:
     # Temporary failures (outage, 429) are retried after retry_first, 2x, 4x, ... up to retry_cap seconds.
     retry_first: float = 15.0
     retry_cap: float = 600.0
+    server_retry: RetryPolicy | None = None  # attempts per server call; None: the backends' defaults
     # The LiveKit webhook endpoint (operator/webhook.py): (host, port), None disables it.
     webhook_listen: tuple[str, int] | None = None
     webhook_queue_size: int = 1000
@@ -74,7 +76,8 @@ class OperatorState:
         if self.reconciler is None:
             self.pool = ServerPool(self.config.default_credentials, lambda: self.kube,
                                    plugnmeet_default=self.config.plugnmeet_credentials,
-                                   timeout=self.config.request_timeout, on_call=metrics.observe_call)
+                                   timeout=self.config.request_timeout, on_call=metrics.observe_call,
+                                   retry=self.config.server_retry)
             self.reconciler = Reconciler(self.pool, policy_objects=self.policy_objects)
         return self.reconciler
 

@@ -17,7 +17,7 @@ import httpx
 
 from ..backends.livekit import LiveKitBackend
 from ..backends.plugnmeet import PlugNmeetBackend
-from ..backends.twirp import CallObserver
+from ..backends.twirp import CallObserver, RetryPolicy
 from .decide import CredentialsError, RoomObject
 from .kube import KubeClient, KubeError
 
@@ -83,8 +83,12 @@ class ServerPool:
         timeout: float = 10.0,
         on_call: CallObserver | None = None,
         secret_ttl: float = 60.0,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.defaults = {"Room": default, PLUGNMEET: plugnmeet_default}
+        # How often one call is tried before a reconcile fails (then kopf's backoff and the sweep take
+        # over); None: the backends' own defaults, as the CLI's.
+        self.retry = retry
         self.kube = kube
         self.transport = transport
         self.timeout = timeout
@@ -141,7 +145,7 @@ class ServerPool:
         found = self._backends.get(creds.fingerprint)
         if found is None:
             found = LiveKitBackend(creds.url, creds.api_key, creds.api_secret, transport=self.transport,
-                                   timeout=self.timeout, on_call=self.on_call)
+                                   timeout=self.timeout, on_call=self.on_call, retry=self.retry)
             self._backends[creds.fingerprint] = found
         return found
 
@@ -151,6 +155,8 @@ class ServerPool:
             # plugNmeet's create may wait ~15 s on the room lock after endRoom: never below 30 s.
             found = PlugNmeetBackend(creds.url, creds.api_key, creds.api_secret, transport=self.transport,
                                      timeout=max(self.timeout, 30.0))
+            if self.retry is not None:
+                found.attempts = self.retry.attempts
             self._plugnmeet[creds.fingerprint] = found
         return found
 

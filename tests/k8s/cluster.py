@@ -15,6 +15,7 @@ import httpx
 import kmock
 import yaml
 
+from reconciler.backends.twirp import RetryPolicy
 from reconciler.operator.handlers import OperatorConfig, OperatorState, run
 from reconciler.operator.servers import Credentials
 from reconciler.sandbox import DEFAULT_API_KEY, DEFAULT_API_SECRET
@@ -174,7 +175,7 @@ def utc_now() -> str:
 async def running_operator(tmp_path: Path, livekit_url: str, monkeypatch: Any, sync_interval: float = 3600.0,
                            preload: list[dict[str, Any]] = (),  # type: ignore[assignment]
                            namespaces: tuple[str, ...] = (), liveness: str | None = None,
-                           retry_first: float = 15.0,
+                           retry_first: float = 15.0, server_attempts: int | None = None,
                            webhook_listen: tuple[str, int] | None = None) -> AsyncIterator[Cluster]:
     async with VersionedEmulator() as mock, kmock.Server(mock) as server:
         mock.resources[ROOMS] = kmock.ResourceInfo(kind="Room", namespaced=True, subresources={"status"},
@@ -202,6 +203,8 @@ async def running_operator(tmp_path: Path, livekit_url: str, monkeypatch: Any, s
         monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
         config = OperatorConfig(sync_interval=sync_interval, status_refresh=3600.0, namespaces=namespaces,
                                 liveness_endpoint=liveness, retry_first=retry_first, retry_cap=max(retry_first, 2.0),
+                                server_retry=RetryPolicy(attempts=server_attempts, base_delay=0.05)
+                                if server_attempts else None,
                                 default_credentials=Credentials(livekit_url, DEFAULT_API_KEY, DEFAULT_API_SECRET),
                                 plugnmeet_credentials=Credentials(livekit_url, PNM_KEY, PNM_SECRET),
                                 webhook_listen=webhook_listen)

@@ -34,7 +34,9 @@ def failures(cluster: Cluster, name: str) -> int:
 async def test_outage_is_ready_false_backs_off_heals_and_never_deletes(tmp_path: Path, sandbox: SandboxServer,
                                                                        monkeypatch: Any) -> None:
     pnm_spec = {"metadata": {"roomTitle": "Physics"}}
-    async with running_operator(tmp_path, sandbox.url, monkeypatch, retry_first=0.5) as cluster:
+    # Two attempts per call: an observation of a dead server fails in well under a second, so the
+    # test spends its time on kopf's backoff, not on the backends' own retries.
+    async with running_operator(tmp_path, sandbox.url, monkeypatch, retry_first=0.5, server_attempts=2) as cluster:
         await cluster.apply("kept", {"metadata": "v1"})
         await cluster.apply("kept-pnm", pnm_spec, kind=PNM)
         await cluster.wait_for(lambda: ready(cluster.get("kept")) == "True"
