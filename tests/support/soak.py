@@ -34,6 +34,7 @@ class SoakOutcome:
     dispatch_counts: dict[str, int] = field(default_factory=dict)  # busy room -> "bot" dispatches
     wrong_permissions: int = 0
     stderr_tail: str = ""
+    errors: list[list[str]] = field(default_factory=list)  # each run's error lines
 
 
 def write_manifests(folder: Path, rooms: int, busy: int) -> None:
@@ -100,6 +101,7 @@ def run_soak(sandbox: SandboxServer, work: Path, *, rooms: int = 500, busy: int 
         outcome.seconds.append(time.monotonic() - started)
         outcome.runs.append(result.returncode)
         outcome.stderr_tail = result.stderr[-2000:]
+        outcome.errors.append([line for line in result.stderr.splitlines() if line.startswith("error:")])
         if result.returncode == 0:
             outcome.converged_after = run
             break
