@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.support.server import run_sandbox  # noqa: E402
-from tests.support.soak import FAULT_MIX, run_soak  # noqa: E402
+from tests.support.server import run_sandbox
+from tests.support.soak import FAULT_MIX, run_soak
 
 
 def main() -> int:

@@ -140,12 +140,12 @@ def transport_failure(exc: BaseException, server: str, timeout: float) -> Transp
     return TransportFailure(f"no answer from {server}: {type(exc).__name__}", sent=True)
 
 
-def not_twirp(server: str, path: str, status: int, content_type: str) -> BackendError:
+def not_twirp(server: str, path: str, status: int, content_type: str, product: str = "LiveKit") -> BackendError:
     """A reply that is not a Twirp answer: a web page, a proxy's 404, a wrong path in the URL."""
     shown = content_type.split(";")[0].strip() or "no content type"
     if status == 404:
         return BackendError(f"{server} answered HTTP 404 ({shown}) for {path}: not a LiveKit API endpoint; "
                             "check the URL (LiveKit serves /twirp/ at the server's root, not under a path)",
                             status=404)
-    return BackendError(f"{server} answered HTTP {status} with {shown}, not JSON: is this a LiveKit server? "
+    return BackendError(f"{server} answered HTTP {status} with {shown}, not JSON: is this a {product} server? "
                         "(check the URL)", status=status)

@@ -24,7 +24,7 @@ from .errors import (
     NotFound,
     ServerFailure,
 )
-from .failures import parse_server_url, tls_verify, transport_failure
+from .failures import not_twirp, parse_server_url, tls_verify, transport_failure
 from .transport import http_transport
 
 log = logging.getLogger("roomctl.plugnmeet")
@@ -92,7 +92,12 @@ class PlugNmeetBackend:
                     raise AuthFailed("plugNmeet refused the request (HTTP 401): check PLUGNMEET_API_KEY and "
                                      "PLUGNMEET_API_SECRET", status=401)
                 if response.status_code == 200:
-                    reply: dict[str, Any] = response.json()
+                    try:
+                        reply: dict[str, Any] = response.json()
+                        reply.get("status")
+                    except (ValueError, AttributeError):
+                        raise not_twirp(self.url, f"/auth/room/{method}", 200,
+                                        response.headers.get("content-type", ""), "plugNmeet") from None
                     if reply.get("status") is True:
                         return reply
                     raise _business_error(method, reply)

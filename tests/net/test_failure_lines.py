@@ -124,3 +124,20 @@ def test_timeouts_must_be_positive_finite_seconds(flag: str, value: str, capsys:
     with pytest.raises(SystemExit):
         main(["diff", flag, value, "x.yaml"])
     assert "seconds" in capsys.readouterr().err
+
+
+def test_a_web_page_where_plugnmeet_should_be_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "pnm.yaml").write_text("apiVersion: roomctl.dev/v1alpha1\nkind: PlugNmeetRoom\n"
+                                       "metadata: {name: class-1}\nspec: {metadata: {roomTitle: Physics}}\n")
+    with raw_server("html") as html:
+        monkeypatch.delenv("LIVEKIT_URL", raising=False)
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("PLUGNMEET_URL", with_userinfo(html.url))
+        monkeypatch.setenv("PLUGNMEET_API_KEY", "plugnmeet")
+        monkeypatch.setenv("PLUGNMEET_API_SECRET", "secret")
+        code = main(["diff", "--deadline", "5", str(tmp_path / "pnm.yaml")])
+    out = capsys.readouterr()
+    assert code == 1 and PASSWORD not in out.out + out.err and "Traceback" not in out.err
+    assert error_lines(out.err) == [f"error: {html.url} answered HTTP 200 with text/html, not JSON: is this a "
+                                    "plugNmeet server? (check the URL)"]
