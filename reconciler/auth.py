@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,10 +15,18 @@ API_TOKEN_TTL = 600  # seconds; the server allows 60 s of skew on each side
 REFRESH_MARGIN = 60
 
 
-def _sign(claims: dict[str, Any], secret: str) -> str:
+@contextmanager
+def short_keys_allowed() -> Iterator[None]:
+    """Around every HS256 sign or verify of ours: `livekit-server --dev` (and the sandbox) use the
+    6-byte secret "secret", and a short key is the operator's choice to make, so PyJWT's
+    InsecureKeyLengthWarning (a raw library line with a file path) is never printed."""
     with warnings.catch_warnings():
-        # `livekit-server --dev` ships a 6-byte secret; a short key is the operator's choice to make.
         warnings.simplefilter("ignore", jwt.warnings.InsecureKeyLengthWarning)
+        yield
+
+
+def _sign(claims: dict[str, Any], secret: str) -> str:
+    with short_keys_allowed():
         return jwt.encode(claims, secret, algorithm="HS256")
 
 

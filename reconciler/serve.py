@@ -21,6 +21,7 @@ from .engine import DEFAULT_SERVER, Backends, make_combined_plan, plan_one_room,
 from .execute import ActionResult, Results, execute, execute_combined
 from .manifests import Inputs, ManifestError, load_inputs
 from .plan import Plan, PlanOptions, PlanRefused, RoomPlan
+from .plan.core import PARTICIPANT_ACTIONS
 from .webhook.metrics import WebhookMetrics
 from .webhook.receiver import EventQueue, Receiver, RoomWork, RunGate
 
@@ -64,6 +65,25 @@ def _fingerprint(paths: Sequence[str]) -> tuple[tuple[str, int, int], ...]:
                 continue
             found.append((str(file), stat.st_mtime_ns, stat.st_size))
     return tuple(found)
+
+
+def _audit(result: ActionResult, why: str) -> None:
+    """The audit trail of `roomctl serve`: one line per action performed (INFO) or failed (WARNING):
+    why (the run's trigger or the webhook events), what, on which room and participant or dispatch,
+    which fields (names only: values may be long or private), what asked for it, and the outcome."""
+    action = result.action
+    what = f"{action.kind} room {action.room!r}"
+    if action.target:
+        what += f" {'participant' if action.kind in PARTICIPANT_ACTIONS else 'dispatch'} {action.target!r}"
+    fields = sorted({change.field for change in action.changes})
+    if fields:
+        what += f" ({', '.join(fields)})"
+    if action.source:
+        what += f" for {action.source}"
+    if result.ok:
+        log.info("%s: %s: done%s", why, what, f" ({result.note})" if result.note else "")
+    else:
+        log.warning("%s: %s: failed: %s", why, what, result.error)
 
 
 def webhook_keys(backends: Backends) -> tuple[dict[str, str], dict[str, str]]:
@@ -152,18 +172,10 @@ class Enforcer:
         return _fingerprint(self.paths) != self._seen
 
     # ---- runs ---------------------------------------------------------------------------------
-    def _count(self, results: Results, trigger: str) -> None:
+    def _count(self, results: Results, trigger: str, why: str) -> None:
         for result in results.results:
             self.metrics.actions.labels(str(result.action.kind), "ok" if result.ok else "failed", trigger).inc()
-            self._log_result(result, trigger)
-
-    def _log_result(self, result: ActionResult, trigger: str) -> None:
-        action = result.action
-        what = f"{action.kind} {action.room}" + (f" {action.target}" if action.target else "")
-        if result.ok:
-            log.info("%s: %s", trigger, what)
-        else:
-            log.warning("%s: %s failed: %s", trigger, what, result.error)
+            _audit(result, why)
 
     def _drift(self, rooms: Sequence[RoomPlan]) -> None:
         for room in rooms:
@@ -187,7 +199,7 @@ class Enforcer:
                 self.metrics.reconcile.labels(trigger).observe(time.monotonic() - started)
         self.metrics.drift.clear()
         self._drift(combined.merged.rooms)
-        self._count(results, trigger)
+        self._count(results, trigger, f"{trigger} run")
         self.full_runs += 1
         self.ready = True
         return results
@@ -214,7 +226,8 @@ class Enforcer:
                 return
             results = await execute(Plan((room_plan,)), backend, concurrency=self.concurrency)
             self._drift([room_plan])
-            self._count(results, "webhook")
+            self._count(results, "webhook", "webhook " + ", ".join(
+                event + (f" x{count}" if count > 1 else "") for event, count in sorted(work.events.items())))
             webhook.runs.labels("acted" if results.ok else "failed").inc()
         except BackendError as exc:
             webhook.runs.labels("failed").inc()

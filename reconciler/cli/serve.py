@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import math
 import re
 import signal
@@ -81,6 +82,10 @@ async def _serve(args: argparse.Namespace) -> int:
     if args.concurrency < 1 or args.queue_size < 1:
         raise UsageError("--concurrency and --queue-size must be at least 1")
     inputs = load_inputs(args.paths)  # bad input at start: the usual one-line errors, exit 1, no request
+    if not args.quiet:
+        # An unattended process: its audit trail (one line per action) is on by default, without -v's
+        # request log. Rejected webhooks are WARNINGs (rate-limited) in `roomctl.webhook`.
+        logging.getLogger("roomctl.serve").setLevel(min(logging.INFO, logging.getLogger().getEffectiveLevel()))
     # A long-running process has no run deadline (each request still has --timeout).
     args.deadline = math.inf
 

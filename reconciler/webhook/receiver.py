@@ -22,6 +22,7 @@ from typing import Any
 
 import jwt
 
+from ..auth import short_keys_allowed
 from .metrics import WebhookMetrics
 from .wire import body_hash
 
@@ -33,6 +34,21 @@ LEEWAY_SECONDS = 60  # the server's own token leeway (livekit-api.md §2.4)
 REACTIONS = frozenset({"room_started", "room_finished", "participant_joined", "track_published"})
 # A replayed delivery is only accepted while its token is valid (5 min + leeway): remember ids that long.
 DEDUPE_SECONDS = 300 + 2 * LEEWAY_SECONDS
+REJECTION_LOG_SECONDS = 60.0  # at most one WARNING line per rejection reason this often
+# What each rejection reason means to the person reading the log (never token or body content).
+REJECTION_TEXT = {
+    "missing_authorization": "no Authorization header",
+    "bad_token": "the Authorization header is not an HS256 JWT",
+    "unknown_key": "signed with an API key this process does not know (check the webhook api_key "
+                   "of the LiveKit server against the keys roomctl is given)",
+    "bad_signature": "the signature does not verify with its API key's credentials (do roomctl and the "
+                     "LiveKit server have the same key pair?)",
+    "expired": "the token has expired (a delivery replayed late, or clocks apart by minutes)",
+    "not_yet_valid": "the token is not valid yet (clocks apart by minutes)",
+    "bad_checksum": "the body does not match the token's sha256 claim",
+    "malformed": "a signed body that is not a webhook event",
+    "too_large": "the body is over the size limit",
+}
 
 
 class WebhookRejected(Exception):
@@ -125,8 +141,9 @@ def verify(body: bytes, authorization: str | None, keys: Mapping[str, str] | Key
     if header.get("alg") != "HS256":
         raise WebhookRejected(401, "bad_token")
     try:
-        claims = jwt.decode(token, secret, algorithms=["HS256"],
-                            options={"require": ["exp"], "verify_exp": False, "verify_nbf": False})
+        with short_keys_allowed():
+            claims = jwt.decode(token, secret, algorithms=["HS256"],
+                                options={"require": ["exp"], "verify_exp": False, "verify_nbf": False})
     except jwt.PyJWTError:
         raise WebhookRejected(401, "bad_signature") from None
     exp, nbf = claims.get("exp"), claims.get("nbf")
@@ -295,13 +312,38 @@ class EventQueue:
         self._tasks = []
 
 
+class RejectionLog:
+    """Rejected deliveries as WARNING lines an operator can act on, without flooding the log when a
+    misconfigured server (or a scanner) keeps sending: the first of each reason at once, then at most
+    one line per reason every `every` seconds, with how many were refused since the last line."""
+
+    def __init__(self, every: float = REJECTION_LOG_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.every = every
+        self.clock = clock
+        self._last: dict[str, float] = {}
+        self._unreported: Counter[str] = Counter()
+
+    def note(self, status: int, reason: str) -> None:
+        now = self.clock()
+        self._unreported[reason] += 1
+        last = self._last.get(reason)
+        if last is not None and now - last < self.every:
+            return
+        count = self._unreported.pop(reason)
+        since = f"; {count} refused for this reason since the last such line" if last is not None else ""
+        log.warning("webhook rejected (%d %s): %s%s", status, reason, REJECTION_TEXT.get(reason, reason), since)
+        self._last[reason] = now
+
+
 class Receiver:
     """verify -> dedupe -> offer; returns the HTTP status. Never awaits reconciliation."""
 
     def __init__(self, keys: Mapping[str, str] | KeyLookup, queue: EventQueue, metrics: WebhookMetrics, *,
                  clock: Callable[[], float] = time.time, max_body: int = MAX_BODY_BYTES,
-                 dedupe_size: int = 100_000) -> None:
+                 dedupe_size: int = 100_000, rejections: RejectionLog | None = None) -> None:
         self.keys = keys
+        self.rejections = rejections or RejectionLog()
         self.queue = queue
         self.metrics = metrics
         self.clock = clock
@@ -311,7 +353,7 @@ class Receiver:
 
     def reject(self, status: int, reason: str) -> int:
         self.metrics.rejected.labels(reason).inc()
-        log.debug("webhook rejected: %s", reason)
+        self.rejections.note(status, reason)
         return status
 
     def _seen_before(self, event_id: str, now: float) -> bool:

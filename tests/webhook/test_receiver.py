@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import warnings
 from pathlib import Path
@@ -17,7 +18,8 @@ import pytest
 from livekit import api
 from prometheus_client import CollectorRegistry
 
-from reconciler.webhook import CONTENT_TYPE, EventQueue, Receiver, RoomWork, body_hash, encode_event, sign
+from reconciler.webhook import CONTENT_TYPE, EventQueue, Receiver, RoomWork, body_hash, encode_event, sign, verify
+from reconciler.webhook.receiver import REJECTION_TEXT, RejectionLog
 from reconciler.webhook.app import WebhookApp
 from reconciler.webhook.metrics import WebhookMetrics
 
@@ -152,6 +154,43 @@ def test_forged_deliveries_are_401_with_no_detail_and_no_action(case: str, heade
     assert harness.value("roomctl_webhook_rejected_total", reason=reason) == 1, case
     if "Authorization" in sent:
         assert not sdk_accepts(body, sent["Authorization"]), case  # the independent verifier agrees
+
+
+def test_rejections_are_warnings_with_the_reason_one_line_per_reason_per_minute_and_no_token(
+        caplog: pytest.LogCaptureFixture) -> None:
+    harness = Harness()
+    now = [1000.0]
+    harness.receiver.rejections = RejectionLog(clock=lambda: now[0])
+    body = joined()
+    forged = signed(body, secret="not-the-secret")["Authorization"]
+    with caplog.at_level(logging.WARNING, logger="roomctl.webhook"):
+        for _ in range(5):
+            assert harness.post(body, {"Authorization": forged}).status_code == 401
+        assert harness.post(body, signed(body, key="otherkey")).status_code == 401
+        now[0] += 30
+        assert harness.post(body, {"Authorization": forged}).status_code == 401  # within the minute: counted only
+        now[0] += 31
+        assert harness.post(body, {"Authorization": forged}).status_code == 401
+    lines = [r.getMessage() for r in caplog.records if r.name == "roomctl.webhook"]
+    assert all(r.levelno == logging.WARNING for r in caplog.records if r.name == "roomctl.webhook")
+    assert lines == [
+        "webhook rejected (401 bad_signature): " + REJECTION_TEXT["bad_signature"],
+        "webhook rejected (401 unknown_key): " + REJECTION_TEXT["unknown_key"],
+        "webhook rejected (401 bad_signature): " + REJECTION_TEXT["bad_signature"]
+        + "; 6 refused for this reason since the last such line",
+    ]
+    text = "\n".join(lines)
+    assert forged not in text and forged.split(".")[1] not in text and "alice" not in text and "EV_1" not in text
+    assert harness.value("roomctl_webhook_rejected_total", reason="bad_signature") == 7
+
+
+def test_verifying_with_a_short_secret_prints_no_pyjwt_warning() -> None:
+    # pyproject's filterwarnings ignores it for the suite; here the process default ("always") is forced.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        body = joined()
+        verify(body, signed(body)["Authorization"], KEYS, time.time())  # KEYS' secret is the 6-byte "secret"
+    assert [str(w.category.__name__) for w in caught] == []
 
 
 def test_oversized_body_is_413_before_anything_else() -> None:

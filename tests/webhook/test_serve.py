@@ -163,6 +163,15 @@ def test_a_too_broad_join_is_corrected_by_the_webhook_alone(world: tuple[Sandbox
     assert serve.metric("roomctl_actions_total", kind="UpdateParticipant", result="ok", trigger="webhook") >= 1
     assert serve.metric("roomctl_drift", room="town") == 0
     assert "secret" not in serve.stderr()
+    # The audit trail at default verbosity: why, what, room, participant, fields, provenance, outcome;
+    # no request log (that is -v), no raw PyJWT warning (the dev secret is 6 bytes).
+    log = wait_until(lambda: "participant 'bob'" in serve.stderr() and serve.stderr(), 10, "bob's audit line")
+    line = next(ln for ln in log.splitlines() if "participant 'bob'" in ln)
+    assert line.startswith("INFO roomctl.serve: webhook participant_joined: UpdateParticipant room 'town' "
+                           "participant 'bob' ("), line
+    assert "canPublish" in line and line.endswith(": done"), line
+    assert "start run: " in log  # the first full run's actions are listed too
+    assert "HTTP Request" not in log and "InsecureKeyLengthWarning" not in log and "jwt" not in log
 
 
 def test_an_undeclared_room_a_policy_matches_is_governed_on_start_and_join(
@@ -225,6 +234,13 @@ def test_forged_webhooks_are_refused_on_the_socket(world: tuple[SandboxServer, S
                         headers={"Authorization": sign(body, "devkey", "guessed", time.time())})
     assert (forged.status_code, forged.text) == (401, "unauthorized\n")
     assert serve.metric("roomctl_webhook_rejected_total", reason="bad_signature") == 1
+    again = httpx.post(f"{serve.url}/webhook", content=body,
+                       headers={"Authorization": sign(body, "devkey", "guessed", time.time())})
+    assert again.status_code == 401
+    # One WARNING per reason (rate-limited: the second is counted, not logged), no token or body content.
+    warned = [ln for ln in serve.stderr().splitlines() if "webhook rejected" in ln]
+    assert len(warned) == 1 and warned[0].startswith("WARNING roomctl.webhook: webhook rejected (401 bad_signature)")
+    assert "EV_forged" not in serve.stderr() and forged.request.headers["Authorization"] not in serve.stderr()
 
 
 def test_a_burst_of_500_joins_across_50_rooms_converges_without_duplicate_requests(
@@ -306,6 +322,12 @@ def test_a_lost_webhook_is_healed_by_the_interval(sandbox: SandboxServer, tmp_pa
             assert sandbox.test_api("GET", "webhooks")["dropped_by_test"] >= 1
             assert serve.metric("roomctl_webhook_events_total", event="participant_joined", result="accepted") == 0
             assert serve.metric("roomctl_actions_total", kind="UpdateParticipant", result="ok", trigger="interval") == 1
+            # Later interval runs have nothing to do: nothing more at INFO.
+            runs = serve.metric("roomctl_reconcile_duration_seconds_count", trigger="interval")
+            wait_until(lambda: serve.metric("roomctl_reconcile_duration_seconds_count", trigger="interval") >= runs + 2,
+                       10, "two more interval runs")
+            info = [ln for ln in serve.stderr().splitlines() if ln.startswith("INFO")]
+            assert [ln.split(": ")[1] for ln in info] == ["start run", "interval run"], info  # create, then dana
         finally:
             assert stop(serve) == 0
     finally:
