@@ -19,9 +19,9 @@ from livekit import api
 from prometheus_client import CollectorRegistry
 
 from reconciler.webhook import CONTENT_TYPE, EventQueue, Receiver, RoomWork, body_hash, encode_event, sign, verify
-from reconciler.webhook.receiver import REJECTION_TEXT, RejectionLog
 from reconciler.webhook.app import WebhookApp
 from reconciler.webhook.metrics import WebhookMetrics
+from reconciler.webhook.receiver import REJECTION_TEXT, RejectionLog
 
 RECORDINGS = Path(__file__).resolve().parents[2] / ".." / "shared" / "conformance" / "livekit-1.11.0-webhooks.jsonl"
 KEYS = {"devkey": "secret"}
