@@ -19,6 +19,7 @@ from .common import (
     add_server_options,
     note_skipped,
     open_backends,
+    print_error,
     referenced_servers,
     report_manifest_error,
     skipped_json,
@@ -47,7 +48,7 @@ async def run_actions(combined: CombinedPlan, backends: Backends, args: argparse
     Ctrl-C a summary of what was already done."""
     plan = combined.merged
     for room in plan.unreadable:  # each room whose observation failed, by method and room
-        print(f"error: {room.error}", file=sys.stderr)
+        print_error(room.error)
     progress = Progress(len(plan.actions), enabled=not args.quiet)
     finished: list[ActionResult] = []
 
@@ -56,7 +57,7 @@ async def run_actions(combined: CombinedPlan, backends: Backends, args: argparse
         progress.tick()
         if not result.ok:
             progress.finish()
-            print(f"error: {result_line(result)}", file=sys.stderr)
+            print_error(result_line(result))
 
     try:
         results = await execute_combined(combined, backends, concurrency=args.concurrency, on_result=report)
@@ -123,8 +124,8 @@ def run(args: argparse.Namespace) -> int:
     except ManifestError as exc:
         return report_manifest_error(exc)
     except BackendError as exc:
-        print(f"error: {exc.describe()}", file=sys.stderr)
+        print_error(exc.describe())
         return 1
     except (UsageError, PlanRefused) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print_error(exc)
         return 1

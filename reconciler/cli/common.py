@@ -22,7 +22,7 @@ from ..backends.limiter import DEFAULT_CONCURRENCY
 from ..backends.livekit import LiveKitBackend
 from ..backends.plugnmeet import PlugNmeetBackend
 from ..engine import Backends
-from ..manifests import Inputs, ManifestError
+from ..manifests import Inputs, ManifestError, escape_control
 from ..model import API_VERSION
 from ..sandbox.defaults import DEFAULT_API_KEY, DEFAULT_API_SECRET, DEFAULT_PNM_KEY, DEFAULT_PNM_SECRET, EMBEDDED_URL
 from ..serversfile import DEFAULT_FILE, NamedServer, ServersFileError, load_servers_file
@@ -156,9 +156,15 @@ def skipped_json(inputs: Inputs) -> list[dict[str, object]]:
             for d in inputs.foreign]
 
 
+def print_error(text: object) -> None:
+    """One `error:` line on stderr, control characters escaped: a server's message, a path or a name
+    holding a newline or an ANSI sequence can neither forge another line nor drive the terminal."""
+    print(f"error: {escape_control(str(text))}", file=sys.stderr)
+
+
 def report_manifest_error(exc: ManifestError) -> int:
     for issue in exc.issues:
-        print(f"error: {issue}", file=sys.stderr)
+        print_error(issue)
     print(f"{len(exc.issues)} error(s); nothing was sent to the server.", file=sys.stderr)
     return 1
 

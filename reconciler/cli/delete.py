@@ -15,7 +15,14 @@ from ..manifests import ManifestError, load_inputs
 from ..plan import PlanRefused
 from ..render import plan_json, render_text
 from .apply import add_concurrency_option, report_results, run_actions
-from .common import UsageError, add_server_options, open_backends, referenced_servers, report_manifest_error
+from .common import (
+    UsageError,
+    add_server_options,
+    open_backends,
+    print_error,
+    referenced_servers,
+    report_manifest_error,
+)
 from .planning import add_selection_options, selection, warn_unselected
 
 
@@ -61,5 +68,5 @@ def run(args: argparse.Namespace) -> int:
     except ManifestError as exc:
         return report_manifest_error(exc)
     except (UsageError, PlanRefused, BackendError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print_error(exc)
         return 1

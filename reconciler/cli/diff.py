@@ -18,6 +18,7 @@ from .common import (
     add_server_options,
     note_skipped,
     open_backends,
+    print_error,
     referenced_servers,
     report_manifest_error,
     skipped_json,
@@ -59,7 +60,7 @@ async def _diff(args: argparse.Namespace) -> int:
         if skipped:
             print(skipped)
     for room in plan.unreadable:
-        print(f"error: {room.error}", file=sys.stderr)
+        print_error(room.error)
     if plan.unreadable:
         return 1  # neither "in sync" nor "changes pending" can be said of a room that was not read
     if plan.has_changes or (args.fail_on_drift and plan.drifts):
@@ -73,8 +74,8 @@ def run(args: argparse.Namespace) -> int:
     except ManifestError as exc:
         return report_manifest_error(exc)
     except (UsageError, PlanRefused) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print_error(exc)
         return 1
     except BackendError as exc:
-        print(f"error: {exc.describe()}", file=sys.stderr)
+        print_error(exc.describe())
         return 1

@@ -6,9 +6,8 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import sys
 
-from .common import UsageError
+from .common import UsageError, print_error
 from .serve import parse_listen
 
 
@@ -55,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         if problem:
             raise UsageError(problem)
     except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print_error(exc)
         return 1
     log = logging.getLogger("roomctl.operator")
     if default is None:

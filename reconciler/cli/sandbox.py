@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from ..sandbox.defaults import DEFAULT_API_KEY, DEFAULT_API_SECRET, DEFAULT_PNM_KEY, DEFAULT_PNM_SECRET
 from ..sandbox.faults import Fault, parse_latency, parse_rate_limit
-from .common import seconds_or_zero
+from .common import print_error, seconds_or_zero
 
 if TYPE_CHECKING:
     from ..sandbox import Sandbox
@@ -100,7 +100,7 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         sandbox = build_sandbox(args)
     except (ValueError, SandboxStateError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print_error(exc)
         return 1
     level = "info" if args.verbose else "warning"
     # No proxy-header middleware (nothing sits in front of a test server) and no Server header (Go's

@@ -29,7 +29,7 @@ from ..savedplan import (
     preconditions,
     stale_reasons,
 )
-from .common import UsageError, open_backends, referenced_servers, wants_plugnmeet
+from .common import UsageError, open_backends, print_error, referenced_servers, wants_plugnmeet
 
 
 def _url(backends: Backends, server: str) -> str:
@@ -146,7 +146,7 @@ async def apply_saved(args: argparse.Namespace, saved: SavedPlan,
                 if not reasons and _actions_text(before) != _actions_text(after):
                     reasons.append(f"server {server or 'default'}: the plan computed now differs from the saved one")
         if reasons:
-            print(f"error: {args.paths[0]} is stale; nothing was changed. Since the plan was made:", file=sys.stderr)
+            print_error(f"{args.paths[0]} is stale; nothing was changed. Since the plan was made:")
             for reason in reasons:
                 print(f"  - {reason}", file=sys.stderr)
             print("Run `roomctl diff ... --out` again and review the new plan.", file=sys.stderr)

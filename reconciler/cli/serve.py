@@ -18,7 +18,14 @@ from ..backends.errors import BackendError
 from ..backends.limiter import DEFAULT_CONCURRENCY
 from ..manifests import ManifestError, load_inputs
 from ..plan import PlanRefused
-from .common import UsageError, add_server_options, open_backends, referenced_servers, report_manifest_error
+from .common import (
+    UsageError,
+    add_server_options,
+    open_backends,
+    print_error,
+    referenced_servers,
+    report_manifest_error,
+)
 
 KEEP_ALIVE_SECONDS = 95
 DRAIN_SECONDS = 10.0  # on SIGTERM, how long queued webhook reactions may still run
@@ -144,5 +151,5 @@ def run(args: argparse.Namespace) -> int:
     except ManifestError as exc:
         return report_manifest_error(exc)
     except (UsageError, PlanRefused, BackendError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print_error(exc)
         return 1

@@ -22,6 +22,7 @@ from .common import (
     UsageError,
     add_server_options,
     open_backends,
+    print_error,
     referenced_servers,
     report_manifest_error,
     resolve_servers,
@@ -115,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     except ManifestError as exc:
         return report_manifest_error(exc)
     except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print_error(exc)
         return 1
     pnm_room = next((r for r in inputs.plugnmeet if r.name == args.room), None)
     if pnm_room is not None:
@@ -124,13 +125,12 @@ def run(args: argparse.Namespace) -> int:
     kind = args.kind.upper()
     join = plan_join(desired, inputs.policies, args.room, args.identity, kind)
     if join is None:
-        print(f"error: room {args.room!r} is not declared in {', '.join(args.paths)} and no RoomPolicy "
-              "there matches it", file=sys.stderr)
+        print_error(f"room {args.room!r} is not declared in {', '.join(args.paths)} and no RoomPolicy "
+                    "there matches it")
         return 1
     rule = join.rule.rule if join.rule is not None else None
     if join.rule is not None and join.rule.rule.remove:
-        print(f"error: identity {args.identity!r} matches a rule with remove: true ({join.rule.source})",
-              file=sys.stderr)
+        print_error(f"identity {args.identity!r} matches a rule with remove: true ({join.rule.source})")
         return 1
     extra: dict[str, Any] = {"roomConfig": join.room_config}
     if kind != "STANDARD":
@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             named = resolve_servers(args, referenced_servers(replace(inputs, livekit=[desired], plugnmeet=[])))
         except UsageError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print_error(exc)
             return 1
         key, secret = named[0].api_key, named[0].api_secret
     elif settings.url is None and not args.quiet:
@@ -164,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
 def _plugnmeet_token(args: argparse.Namespace, room_id: str) -> int:
     """plugNmeet signs its own tokens: ask the server (getJoinToken). Not side-effect free."""
     if not re.fullmatch(r"[a-zA-Z0-9-_]+", args.identity):
-        print(f"error: plugNmeet user ids must match ^[a-zA-Z0-9-_]+$: {args.identity!r}", file=sys.stderr)
+        print_error(f"plugNmeet user ids must match ^[a-zA-Z0-9-_]+$: {args.identity!r}")
         return 1
     if not args.quiet:
         print(f"roomctl: warning: plugNmeet disconnects a user already online as {args.identity!r} "
@@ -179,7 +179,7 @@ def _plugnmeet_token(args: argparse.Namespace, room_id: str) -> int:
     try:
         token = asyncio.run(fetch())
     except (UsageError, BackendError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print_error(exc)
         return 1
     print(token)
     return 0
