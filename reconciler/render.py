@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 from .execute import ActionResult, Results
 from .plan import Action, ActionKind, Drift, Plan, RoomPlan
-from .plan.core import POLICY_KIND
+from .plan.core import POLICY_KIND, NotReturned
 
 JSON_FORMAT_VERSION = "1"
 
@@ -36,6 +36,8 @@ class Painter:
 def fmt(value: Any) -> str:
     if value is None:
         return "(none)"
+    if isinstance(value, NotReturned):
+        return str(value)
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(", ", ": "))

@@ -52,6 +52,17 @@ class DriftReason(StrEnum):
     DELETE_OCCUPIED = "delete_occupied"  # roomctl delete: the room has participants (--occupied deletes it)
 
 
+class NotReturned(str):
+    """The old value of a field the server never returns (plugNmeet's emptyTimeout, maxParticipants):
+    unknown, so the plan says so instead of inventing one. A str, so JSON, saved plans and the
+    operator's status carry it as text; the text renderer prints it unquoted."""
+
+    __slots__ = ()
+
+    def __new__(cls, server: str) -> NotReturned:
+        return super().__new__(cls, f"(not returned by {server})")
+
+
 @dataclass(frozen=True)
 class FieldChange:
     field: str

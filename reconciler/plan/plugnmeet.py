@@ -19,6 +19,7 @@ from .core import (
     Drift,
     DriftReason,
     FieldChange,
+    NotReturned,
     Plan,
     PlanOptions,
     PruneCandidate,
@@ -28,6 +29,9 @@ from .core import (
 )
 
 KIND = "PlugNmeetRoom"
+# Fields of the create request plugNmeet never returns (request key, manifest name): the spec hash
+# in extra_data is the only way to tell they changed.
+UNREADABLE = (("empty_timeout", "emptyTimeout"), ("max_participants", "maxParticipants"))
 
 
 def _leaves(value: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
@@ -83,8 +87,7 @@ def plan_pnm_room(desired: DesiredPnmRoom, observed: ObservedPnmRoom | None) -> 
         if policy.lifecycle == "OnDemand":
             return RoomPlan(name, desired.source, "absent", kind=KIND)
         created = [FieldChange("roomTitle", None, spec.metadata.room_title)]
-        created += [FieldChange(to_camel(k), None, request[k]) for k in ("empty_timeout", "max_participants")
-                    if k in request]
+        created += [FieldChange(label, None, request[key]) for key, label in UNREADABLE if key in request]
         action = Action(ActionKind.CREATE_ROOM, name, tuple(created), request)
         if policy.observe_only:
             drift = Drift(name, "room", "absent", "present", DriftReason.OBSERVE_ONLY,
@@ -101,9 +104,7 @@ def plan_pnm_room(desired: DesiredPnmRoom, observed: ObservedPnmRoom | None) -> 
             changes.append(FieldChange(label, have, wanted))
     served_hash = (observed.metadata.get("extra_data") or {}).get(SPEC_HASH_KEY)
     wanted_hash = spec_hash(name, spec)
-    not_verifiable = tuple(label for key, label in (("empty_timeout", "emptyTimeout"),
-                                                     ("max_participants", "maxParticipants"))
-                           if getattr(spec, key) is not None and served_hash is None)
+    not_verifiable = tuple(label for key, label in UNREADABLE if key in request and served_hash is None)
     if served_hash == wanted_hash and changes:
         # Created from this very spec, yet the server serves something else: it refused the value
         # (a default-true boolean sent false on v2.3+). Another re-create would change nothing.
@@ -113,7 +114,10 @@ def plan_pnm_room(desired: DesiredPnmRoom, observed: ObservedPnmRoom | None) -> 
                       for c in changes)
         changes = []
     elif served_hash is not None and served_hash != wanted_hash and not changes:
-        # The manifest changed in a field the server never returns (emptyTimeout, maxParticipants).
+        # The manifest changed in a field the server never returns (emptyTimeout, maxParticipants), or
+        # a field is no longer declared: say what is declared (the old value is unknowable), then the hash.
+        changes.extend(FieldChange(label, NotReturned("plugNmeet"), request[key]) for key, label in UNREADABLE
+                       if key in request)
         changes.append(FieldChange("spec-hash", served_hash, wanted_hash))
 
     actions: list[Action] = []

@@ -135,9 +135,17 @@ def test_changed_spec_that_may_not_recreate_is_drift(recreate: str, joined: int,
 def test_changed_empty_timeout_is_seen_through_the_spec_hash() -> None:
     before = obj(spec(recreate="IfEmpty"))
     after = obj({**spec(recreate="IfEmpty"), "emptyTimeout": 3600})
-    room_plan, _ = run(after, served(before))
+    room_plan, outcome = run(after, served(before))
     assert [a.kind for a in room_plan.actions] == [ActionKind.RECREATE_ROOM]
-    assert room_plan.actions[0].changes[0].field == "spec-hash"
+    assert [c.field for c in room_plan.actions[0].changes] == ["emptyTimeout", "spec-hash"]
+    # The object's event says what was asked, not only that a hash moved.
+    assert any("emptyTimeout (not returned by plugNmeet) -> 3600" in e.message for e in outcome.events), \
+        outcome.events
+    # Under policy.recreate Never it is drift in the status, with the declared value.
+    kept, never = run(obj({**spec(recreate="Never"), "emptyTimeout": 3600}), served(obj(spec(recreate="Never"))))
+    assert kept.actions == ()
+    assert next((d["field"], d["observed"], d["desired"]) for d in never.status["drift"]) == \
+        ("emptyTimeout", "(not returned by plugNmeet)", "3600")
 
 
 def test_server_refused_value_is_drift_and_never_a_loop() -> None:
