@@ -13,7 +13,7 @@ import sys
 import types
 import typing
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
 from pydantic import BaseModel, ValidationError
@@ -93,9 +93,14 @@ def _read_file(path: str) -> Source:
     return Source(path, raw, problem)
 
 
-def _folder_files(folder: str, problems: list[Source]) -> list[str]:
+HELM_CHART = "Chart.yaml"
+
+
+def _folder_files(folder: str, problems: list[Source], charts: list[Foreign]) -> list[str]:
     """Every *.yaml/*.yml below `folder`, sorted; a sub-folder that cannot be listed is a problem,
-    never silently skipped (what was not read must not be pruned). Symlinked folders are followed once."""
+    never silently skipped (what was not read must not be pruned). Symlinked folders are followed once.
+    Hidden folders and files (`.git`, `.github`, ...) are not walked; a folder holding a Chart.yaml is
+    a Helm chart (templates are not YAML, values.yaml is not a manifest): skipped whole, in `charts`."""
 
     def failed(exc: OSError) -> None:
         problems.append(Source(str(exc.filename or folder), None, f"cannot read folder: {exc.strerror or exc}"))
@@ -108,12 +113,17 @@ def _folder_files(folder: str, problems: list[Source]) -> list[str]:
             dirs[:] = []
             continue
         seen.add(real)
-        dirs.sort()
-        found.extend(os.path.join(root, f) for f in files if f.endswith((".yaml", ".yml")))
+        if HELM_CHART in files:
+            charts.append(Foreign(root, 0, "", "Helm chart", f"holds {HELM_CHART}; not read"))
+            dirs[:] = []
+            continue
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(os.path.join(root, f) for f in files
+                     if f.endswith((".yaml", ".yml")) and not f.startswith("."))
     return sorted(found)
 
 
-def _input_files(paths: Iterable[str]) -> list[Source]:
+def _input_files(paths: Iterable[str], charts: list[Foreign]) -> list[Source]:
     """Every input, each file once (the same file given twice, or inside a given folder, is read once)."""
     out: list[Source] = []
     seen: set[tuple[int, int]] = set()
@@ -134,7 +144,7 @@ def _input_files(paths: Iterable[str]) -> list[Source]:
             continue
         if os.path.isdir(raw):
             problems: list[Source] = []
-            files = _folder_files(raw, problems)
+            files = _folder_files(raw, problems, charts)
             out.extend(problems)
             for file in files:
                 add(_read_file(file))
@@ -253,10 +263,12 @@ class Foreign:
     line: int
     api_version: str
     kind: str
+    reason: str = "not a roomctl document"
 
     def __str__(self) -> str:
-        return escape_control(f"{self.file}:{self.line}: skipped {self.kind or 'a document'} ({self.api_version}): "
-                              "not a roomctl document")
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        what = f"{self.kind or 'a document'} ({self.api_version})" if self.api_version else self.kind or "a document"
+        return escape_control(f"{where}: skipped {what}: {self.reason}")
 
 
 API_GROUP = API_VERSION.split("/")[0]
@@ -274,10 +286,19 @@ def _parse_document(file: str, doc: YamlDocument) -> tuple[Manifest | Foreign | 
     if not isinstance(data, dict):
         return None, [Issue(file, line, column, "", f"a manifest must be a mapping, not {_type_name(data)}")]
     if "apiVersion" not in data and "kind" not in data:
+        if not any(_is_bare_key(key) for key in data):
+            # No RoomConfiguration field (a docker-compose file, a workflow, a values.yaml): another tool's.
+            return Foreign(file, doc.line, "", "", "no apiVersion/kind and no RoomConfiguration field; "
+                                                   "not a roomctl document"), []
         try:
             return BareRoomConfiguration.model_validate(data).to_manifest(), []
         except ValidationError as err:
-            return None, _validation_issues(file, doc, BareRoomConfiguration, err)
+            issues = sorted(_validation_issues(file, doc, BareRoomConfiguration, err),
+                            key=lambda i: (i.line, i.column))
+            first = issues[0]
+            issues[0] = replace(first, message=f"{first.message} (no apiVersion/kind: read as a bare LiveKit "
+                                                "RoomConfiguration)")
+            return None, issues
     kind = data.get("kind")
     api_version = data.get("apiVersion")
     if api_version is None:
@@ -306,6 +327,26 @@ def _parse_document(file: str, doc: YamlDocument) -> tuple[Manifest | Foreign | 
         return None, _validation_issues(file, doc, model, err)
     assert isinstance(manifest, RoomManifest | PlugNmeetRoomManifest | RoomPolicyManifest)
     return manifest, []
+
+
+# The keys that make a document with no apiVersion/kind a bare RoomConfiguration: any of its fields
+# but `name` (which nearly every YAML file of other tools has), in any spelling (camelCase, LiveKit's
+# snake_case) or one typo away (`max_participant`), so a mistyped bare config is still an error.
+_BARE_KEYS = frozenset(n.replace("_", "") for n in BareRoomConfiguration.model_fields if n != "name")
+
+
+def _one_edit_apart(a: str, b: str) -> bool:
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b, strict=True)) <= 1
+    short, long = sorted((a, b), key=len)
+    return any(long[:i] + long[i + 1:] == short for i in range(len(long)))
+
+
+def _is_bare_key(key: str) -> bool:
+    plain = key.replace("_", "").replace("-", "").lower()
+    return plain in _BARE_KEYS or (len(plain) >= 5 and any(_one_edit_apart(plain, k) for k in _BARE_KEYS))
 
 
 def _type_name(value: Any) -> str:
@@ -391,7 +432,7 @@ def load_inputs(paths: Iterable[str]) -> Inputs:
     foreign: list[Foreign] = []
     digests: dict[str, str] = {}
     given = list(paths)
-    inputs = _input_files(given)
+    inputs = _input_files(given, foreign)
     for source in inputs:
         file = source.file
         if source.raw is None:
@@ -419,7 +460,7 @@ def load_inputs(paths: Iterable[str]) -> Inputs:
                 policies.append((DesiredPolicy(manifest, file, doc.line), doc.position(("metadata", "name"))))
             elif isinstance(manifest, Foreign):
                 foreign.append(manifest)
-    if not inputs:
+    if not inputs and not foreign:
         where = ", ".join(given) if given else "the command line"
         issues.append(Issue(where, 0, 0, "", "no manifest files given (no *.yaml or *.yml found)"))
     groups: tuple[tuple[Sequence[tuple[DesiredRoom | DesiredPnmRoom | DesiredPolicy, tuple[int, int]]], str], ...] = (
@@ -432,5 +473,8 @@ def load_inputs(paths: Iterable[str]) -> Inputs:
                 issues.append(Issue(item.file, line, column, "",
                                     f"{noun} {item.name!r} is already declared at {first.source}"))
     if issues:
+        # Files in the order read, each file's errors in line order.
+        order = {source.file: index for index, source in enumerate(inputs)}
+        issues.sort(key=lambda i: (order.get(i.file, len(order)), i.line, i.column))
         raise ManifestError(issues)
     return Inputs([r for r, _ in rooms], [r for r, _ in pnm_rooms], [p for p, _ in policies], foreign, digests)

@@ -81,7 +81,9 @@ def _header(room: RoomPlan) -> str:
     if room.source:
         where = f"  ({room.source})"
     elif room.policies and room.status != "delete":
-        where = f"  (not declared; {POLICY_KIND} {', '.join(room.policies)})"
+        # Only the files passed are known: a Room declared in a file left out of this run is not.
+        where = (f"  (not declared; {POLICY_KIND} {', '.join(room.policies)}; "
+                 "a Room manifest not passed in this run is not known)")
     else:
         where = "  (not declared; inside --prune-scope)"
     sid = f"  sid {room.sid}" if room.sid and room.status != "create" else ""

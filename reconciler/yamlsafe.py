@@ -4,7 +4,8 @@ Values are built from the parser's event stream ourselves, without recursion, so
 hostile file holds can blow up before it is refused with a position: duplicate keys, unknown tags,
 merge keys, nesting deeper than MAX_DEPTH, aliases whose expansion is bigger than
 MAX_EXPANDED_BYTES ("billion laughs", counted in bytes of the expanded data, not in values), NaN
-and infinities, and YAML 1.1 numbers that YAML 1.2 (kubectl, Helm, Flux) reads differently.
+and infinities, and YAML 1.1 numbers and booleans (yes/no/on/off) that YAML 1.2 (kubectl, Helm,
+Flux) reads differently.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ _INT = "tag:yaml.org,2002:int"
 _FLOAT = "tag:yaml.org,2002:float"
 _PLAIN_TAGS = {_STR, _INT, _FLOAT, "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null"}
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_BOOL = "tag:yaml.org,2002:bool"
+# The only booleans of YAML 1.2's core schema; YAML 1.1's yes/no/on/off are strings there.
+_YAML12_BOOL = frozenset({"true", "True", "TRUE", "false", "False", "FALSE"})
 _SEQ = "tag:yaml.org,2002:seq"
 _MAP = "tag:yaml.org,2002:map"
 _MERGE = "tag:yaml.org,2002:merge"
@@ -160,6 +164,10 @@ class _Builder:
             raise YamlError(line, column, f"ambiguous number {event.value!r}: YAML 1.1 reads it as "
                                           f"{self._construct(tag, event)}, YAML 1.2 (kubectl, Helm) differently; "
                                           "quote it or write it plainly")
+        if plain and tag == _BOOL and event.value not in _YAML12_BOOL:
+            raise YamlError(line, column, f"ambiguous boolean {event.value!r}: YAML 1.1 reads it as "
+                                          f"{str(self._construct(tag, event)).lower()}, YAML 1.2 (kubectl, Helm, "
+                                          "Flux) as a string; quote it, or write true or false")
         if tag == _FLOAT:
             if event.value.lower().lstrip("+-") in (".nan", ".inf"):
                 raise YamlError(line, column, f"{event.value!r} is not a finite number")
@@ -272,6 +280,15 @@ _CONTEXT_AT_OPENING = ("while parsing a flow sequence", "while parsing a flow ma
                        "while scanning a quoted scalar", "while scanning a block scalar")
 
 
+def _tab_indent(text: str, line: int, column: int) -> bool:
+    """The parser stopped at a tab in a line's leading whitespace (0-based line and column)."""
+    lines = text.split("\n")
+    if line >= len(lines):
+        return False
+    lead = lines[line][: column + 1]
+    return "\t" in lead and not lead.strip(" \t")
+
+
 def _yaml_error(exc: yaml.YAMLError, text: str) -> YamlError:
     if isinstance(exc, yaml.MarkedYAMLError):
         problem = exc.problem_mark
@@ -284,6 +301,9 @@ def _yaml_error(exc: yaml.YAMLError, text: str) -> YamlError:
                              f"at {problem.line + 1}:{problem.column + 1})")
         mark = problem or context
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        if mark is not None and _tab_indent(text, mark.line, mark.column):
+            return YamlError(line, column, "invalid YAML: a tab is used for indentation; tabs are not allowed for "
+                                           "indentation in YAML (indent with spaces)")
         return YamlError(line, column, f"invalid YAML: {exc.problem or exc.context}")
     if isinstance(exc, yaml.reader.ReaderError):
         position = max(0, min(int(exc.position), len(text)))

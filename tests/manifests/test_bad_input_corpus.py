@@ -78,6 +78,15 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "61-egress-bad-enum.yaml": (8, "spec.egress.room.fileOutputs[0].fileType: must be one of DEFAULT_FILETYPE, MP4"),
     "62-utf32.yaml": (1, "file is UTF-32"),
     "63-scalar-document.yaml": (2, "a manifest must be a mapping, not a string"),
+    # YAML 1.1 booleans: a YAML 1.2 tool (kubectl, Helm, Flux) reads them as strings.
+    "64-yaml11-bool-yes.yaml": (5, "5:16: ambiguous boolean 'yes': YAML 1.1 reads it as true, YAML 1.2"),
+    "65-yaml11-bool-no.yaml": (6, "6:13: ambiguous boolean 'No': YAML 1.1 reads it as false"),
+    "66-yaml11-bool-key.yaml": (6, "6:5: ambiguous boolean 'On'"),
+    "67-tab-indent.yaml": (5, "5:1: invalid YAML: a tab is used for indentation; tabs are not allowed for "
+                              "indentation in YAML"),
+    "68-bare-hint.yaml": (2, "emptyTimout: unknown field (did you mean 'emptyTimeout'?) (no apiVersion/kind: "
+                             "read as a bare LiveKit RoomConfiguration)"),
+    "69-line-order.yaml": (6, "spec.tags.a: Input should be a valid string"),
 }
 
 

@@ -190,3 +190,71 @@ def test_a_kubernetes_list_stands_for_its_items(tmp_path: Path) -> None:
     bad = write(tmp_path / "bad.yaml", text + "  - apiVersion: roomctl.dev/v1alpha1\n    kind: Room\n"
                 "    metadata: {name: b, uid: x}\n")
     assert errors_of([str(bad)]) == [f"{bad}:12:25: metadata.uid: unknown field"]
+
+
+def gitops_repo(root: Path) -> Path:
+    """A GitOps repo as found in the wild: CI workflow, compose file, a Helm chart, the rooms."""
+    write(root / ".github" / "workflows" / "ci.yml", "name: ci\non: [push]\njobs: {build: {runs-on: x}}\n")
+    write(root / ".git" / "config.yaml", "core: {bare: false}\n")
+    write(root / ".secrets.yaml", "emptyTimeout: oops\n")
+    write(root / "docker-compose.yaml", "name: app\nservices:\n  web: {image: nginx}\n")
+    write(root / "helm" / "roomctl" / "Chart.yaml", "apiVersion: v2\nname: roomctl\nversion: 1.0.0\n")
+    write(root / "helm" / "roomctl" / "values.yaml", "image: {repository: x}\ningress: {enabled: false}\n")
+    write(root / "helm" / "roomctl" / "templates" / "d.yaml", "{{- if .Values.x }}\nkind: {{ .Values.k }}\n")
+    write(root / "rooms" / "lobby.yaml", "name: lobby\nemptyTimeout: 60\n")
+    write(root / "rooms" / "hall.yaml", ROOM.format(name="hall"))
+    return root
+
+
+def test_a_gitops_repo_reads_only_the_rooms(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Hidden folders and files are not walked, a Helm chart folder is skipped whole, a document with
+    no apiVersion/kind and no RoomConfiguration field (docker-compose) is another tool's."""
+    repo = gitops_repo(tmp_path / "repo")
+    inputs = load_inputs([str(repo)])
+    assert sorted(r.name for r in inputs.livekit) == ["hall", "lobby"]
+    assert inputs.skipped == 2
+    assert main(["validate", "-v", str(repo)]) == 0
+    out, err = capsys.readouterr()
+    assert "2 room(s) valid. 2 document(s) of other tools skipped" in out
+    assert f"roomctl: {repo / 'helm' / 'roomctl'}: skipped Helm chart: holds Chart.yaml; not read" in err
+    assert (f"roomctl: {repo / 'docker-compose.yaml'}:1: skipped a document: no apiVersion/kind and no "
+            "RoomConfiguration field; not a roomctl document") in err
+    assert ".github" not in err and ".git" not in err and ".secrets" not in err
+    # A Helm chart given as the folder itself is skipped too; so is a Chart.yaml-holding sub-folder in JSON.
+    assert [(d.file, d.kind) for d in load_inputs([str(repo / "helm" / "roomctl")]).foreign] == [
+        (str(repo / "helm" / "roomctl"), "Helm chart")]
+
+
+def test_a_hidden_path_given_explicitly_is_read(tmp_path: Path) -> None:
+    repo = gitops_repo(tmp_path / "repo")
+    assert errors_of([str(repo / ".secrets.yaml")]) == [
+        f"{repo / '.secrets.yaml'}:1:1: name: required field is missing (no apiVersion/kind: read as a bare "
+        "LiveKit RoomConfiguration)",
+        f"{repo / '.secrets.yaml'}:1:1: emptyTimeout: Input should be a valid integer"]
+    hidden = write(tmp_path / ".rooms" / "r.yaml", ROOM.format(name="hidden"))
+    assert [r.name for r in load_inputs([str(hidden.parent)]).livekit] == ["hidden"]
+
+
+def test_a_bare_document_with_a_room_configuration_key_is_checked_strictly(tmp_path: Path) -> None:
+    """One RoomConfiguration field (or one typo away from one) makes it a bare config: a typo is an
+    error with a did-you-mean, and the first error of the document says how it was read."""
+    bare = write(tmp_path / "lobby.yaml", "name: lobby\nemptyTimout: 60\n---\nname: b\nmaxParticipants: x\n"
+                 "max_participant: 3\n")
+    assert errors_of([str(bare)]) == [
+        f"{bare}:2:1: emptyTimout: unknown field (did you mean 'emptyTimeout'?) (no apiVersion/kind: read as a "
+        "bare LiveKit RoomConfiguration)",
+        f"{bare}:5:1: maxParticipants: Input should be a valid integer (no apiVersion/kind: read as a bare "
+        "LiveKit RoomConfiguration)",
+        f"{bare}:6:1: max_participant: unknown field (did you mean 'maxParticipants'?)"]
+
+
+def test_errors_are_in_line_order_within_a_file_and_files_in_read_order(tmp_path: Path) -> None:
+    room = ("apiVersion: roomctl.dev/v1alpha1\nkind: Room\nmetadata: {name: r}\nspec:\n  emptyTimeout: x\n"
+            "  syncStream: true\n  tags: {a: [1]}\n  maxParticipant: 3\n")
+    write(tmp_path / "b.yaml", room)
+    write(tmp_path / "a.yaml", room.replace("name: r", "name: s"))
+    issues = errors_of([str(tmp_path / "b.yaml"), str(tmp_path)])
+    positions = [i.split(": ")[0] for i in issues]
+    expected = [f"{tmp_path / f}:{line}" for f in ("b.yaml", "a.yaml")
+                for line in ("5:3", "6:3", "7:10", "8:3")]
+    assert positions == expected, issues
