@@ -8,6 +8,7 @@ import fcntl
 import logging
 import math
 import os
+import socket
 import ssl
 import sys
 import time
@@ -65,7 +66,7 @@ def check_url(url: str, where: str) -> str:
     return url
 
 
-def add_server_options(parser: argparse.ArgumentParser) -> None:
+def add_server_options(parser: argparse.ArgumentParser, deadline: bool = True) -> None:
     group = parser.add_argument_group("server")
     group.add_argument("--url", help="LiveKit URL (env LIVEKIT_URL); none: the embedded sandbox")
     group.add_argument("--api-key", help="API key (env LIVEKIT_API_KEY)")
@@ -75,15 +76,37 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
                        help="named servers for spec.serverRef.name (env ROOMCTL_SERVERS; default ./roomctl.servers.yaml)")
     group.add_argument("--timeout", type=seconds, default=10.0,
                        help="seconds one request may take in all, a slow body included (default 10)")
-    group.add_argument("--deadline", type=seconds, default=DEFAULT_DEADLINE,
-                       help=f"seconds the whole run may take; what is unfinished then is reported as failed "
-                            f"(default {DEFAULT_DEADLINE:g})")
+    if deadline:
+        group.add_argument("--deadline", type=seconds, default=DEFAULT_DEADLINE,
+                           help=f"seconds the whole run may take; what is unfinished then is reported as failed "
+                                f"(default {DEFAULT_DEADLINE:g})")
     group.add_argument("--ca-file", type=Path, help="PEM file of a CA to trust for the server's TLS certificate")
     group.add_argument("--insecure-skip-tls-verify", action="store_true",
                        help="do not verify the server's TLS certificate (insecure: for test servers only)")
 
 
 DEFAULT_DEADLINE = 900.0
+
+
+def bind_listen(host: str, port: int, flag: str) -> socket.socket:
+    """The listening socket, bound before anything says "serving": a port in use (or a host that is
+    not local) is one `error:` line naming the address and the cause, exit 1, never a uvicorn traceback."""
+    where = f"{flag} {host}:{port}" if ":" not in host else f"{flag} [{host}]:{port}"
+    try:
+        info = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise UsageError(f"{where}: cannot resolve the host ({exc.strerror})") from None
+    family, kind, proto, _, address = info[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise UsageError(f"{where}: {(exc.strerror or str(exc)).lower()}") from None
+    sock.setblocking(False)
+    return sock
 
 
 def tls_settings(args: argparse.Namespace) -> ssl.SSLContext:
@@ -191,7 +214,8 @@ def server_settings(args: argparse.Namespace) -> ServerSettings:
         try:
             secret = args.api_secret_file.read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise UsageError(f"cannot read --api-secret-file {args.api_secret_file}: {exc.strerror}") from None
+            # The path is not echoed: whatever was given to a secret flag stays out of logs.
+            raise UsageError(f"cannot read the --api-secret-file: {exc.strerror}") from None
     else:
         secret = os.environ.get("LIVEKIT_API_SECRET", "")
     if not secret:

@@ -7,11 +7,13 @@ Exit codes stay Terraform's: 0 ok, 1 error, 2 changes pending (`diff`). So a usa
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
+import re
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from . import apply, completion, crds, delete, diff, export, operator, sandbox, schema, serve, token, validate
 
@@ -20,10 +22,68 @@ EXIT_BROKEN_PIPE = 141
 COMMANDS = (validate, diff, apply, delete, export, token, serve, sandbox, operator, crds, schema, completion)
 
 
+SECRET_FLAG = ("--api-secret is not a flag of this command, and a secret on the command line ends up in shell "
+               "history and CI logs: use --api-secret-file FILE or the env LIVEKIT_API_SECRET")
+_INVALID_CHOICE = re.compile(r"argument (\S+): invalid choice: '([^']*)' \(choose from (.*)\)$")
+
+
+def unrecognized(extras: Sequence[str]) -> str:
+    """The "unrecognized arguments" message without the values: a value given to an unknown flag may
+    be a secret (`--api-secret X`, `--token X`), so only flag names are shown (`--flag=value` cut at `=`)."""
+    shown: list[str] = []
+    hidden = 0
+    after_flag = False
+    for arg in extras:
+        if arg.startswith("-") and arg != "-":
+            shown.append(arg.split("=", 1)[0] + ("=…" if "=" in arg else ""))
+            after_flag = True
+        elif after_flag:
+            hidden += 1
+        else:
+            shown.append(arg)
+    text = f"unrecognized arguments: {' '.join(shown)}"
+    return text + (f" (and {hidden} value(s), not shown)" if hidden else "")
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error exits 1: 2 is "changes pending" for `diff`."""
+    """argparse, but a usage error exits 1 (2 is "changes pending" for `diff`), no abbreviations
+    (`--api-secret` must never be taken for `--api-secret-file`), the usage of the subcommand that
+    was given, and "did you mean" for a mistyped command."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if not hasattr(parsed, "_parser"):  # the innermost (sub)command parser sets it first
+            parsed._parser = self
+        return parsed, extras
+
+    def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                   namespace: argparse.Namespace | None = None) -> argparse.Namespace:
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            owner: argparse.ArgumentParser = getattr(parsed, "_parser", self)
+            if any(a == "--api-secret" or a.startswith("--api-secret=") for a in extras):
+                owner.error(SECRET_FLAG)
+            owner.error(unrecognized(extras))
+        return parsed
 
     def error(self, message: str) -> NoReturn:
+        match = _INVALID_CHOICE.match(message)
+        if match:
+            choices = [c.strip().strip("'") for c in match.group(3).split(",")]
+            close = difflib.get_close_matches(match.group(2), choices, n=1)
+            if match.group(1) in ("COMMAND", "SUBCOMMAND"):
+                message = f"unknown command {match.group(2)!r} (choose from {', '.join(choices)})"
+            if close:
+                message += f"; did you mean {close[0]!r}?"
+        elif message.startswith("the following arguments are required:"):
+            for action in self._actions:  # a command with subcommands and none given: name them
+                if isinstance(action, argparse._SubParsersAction) and str(action.metavar) in message:
+                    message += f" (choose from {', '.join(action.choices)})"
         self.print_usage(sys.stderr)
         self.exit(1, f"{self.prog}: error: {message}\n")
 

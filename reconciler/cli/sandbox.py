@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from ..sandbox.defaults import DEFAULT_API_KEY, DEFAULT_API_SECRET, DEFAULT_PNM_KEY, DEFAULT_PNM_SECRET
 from ..sandbox.faults import Fault, parse_latency, parse_rate_limit
-from .common import print_error, seconds_or_zero
+from .common import UsageError, bind_listen, print_error, seconds_or_zero
 
 if TYPE_CHECKING:
     from ..sandbox import Sandbox
@@ -17,17 +17,18 @@ if TYPE_CHECKING:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     sandbox = sub.add_parser("sandbox", help="the in-memory LiveKit + plugNmeet server", parents=[common])
-    actions = sandbox.add_subparsers(dest="sandbox_command", required=True)
+    actions = sandbox.add_subparsers(dest="sandbox_command", required=True, metavar="SUBCOMMAND")
     serve = actions.add_parser("serve", help="serve the sandbox on a socket", parents=[common])
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=port_number, default=7880)
     serve.add_argument("--state", type=Path, help="persist state to this JSON file (atomic writes)")
     serve.add_argument("--api-key", default=DEFAULT_API_KEY, help="LiveKit API key (default: devkey)")
     serve.add_argument(
-        "--api-secret", default=None, help="LiveKit API secret (default: the --dev secret); prefer the env"
+        "--api-secret", default=None, help="LiveKit API secret (default: the dev secret); prefer the env ROOMCTL_SANDBOX_API_SECRET"
     )
     serve.add_argument("--pnm-api-key", default=DEFAULT_PNM_KEY)
-    serve.add_argument("--pnm-api-secret", default=None)
+    serve.add_argument("--pnm-api-secret", default=None,
+                       help="plugNmeet API secret (default: the dev secret); prefer the env ROOMCTL_SANDBOX_PNM_API_SECRET")
     serve.add_argument("--routed-delay", type=seconds_or_zero, default=0.0,
                        help="seconds a routed call on a missing room waits before 503 (real server: ~15)")
     serve.add_argument("--latency-ms", metavar="N[:JITTER]", help="added latency per request")
@@ -73,23 +74,26 @@ def build_sandbox(args: argparse.Namespace) -> Sandbox:
         )
     )
     sandbox.livekit.options.routed_delay = args.routed_delay
-    latency, jitter = parse_latency(args.latency_ms) if args.latency_ms else (0.0, 0.0)
-    fault = Fault.from_dict(
-        {
-            "latency_ms": latency,
-            "jitter_ms": jitter,
-            "error_rate": args.error_rate,
-            "throttle_rate": args.throttle_rate,
-            "reset_rate": args.reset_rate,
-            "hang_rate": args.hang_rate,
-            "lose_rate": args.lose_rate,
-        }
-    )
+    try:
+        latency, jitter = parse_latency(args.latency_ms) if args.latency_ms else (0.0, 0.0)
+    except ValueError:
+        raise UsageError(f"--latency-ms {args.latency_ms!r}: use N or N:JITTER in milliseconds (e.g. 50:10)") from None
+    for name in RATES:
+        value = getattr(args, name)
+        if not 0.0 <= value <= 1.0:
+            raise UsageError(f"--{name.replace('_', '-')} {value:g}: give a share between 0 and 1")
+    fault = Fault.from_dict({"latency_ms": latency, "jitter_ms": jitter, **{name: getattr(args, name) for name in RATES}})
     if fault != Fault():
         sandbox.faults.per_method["*"] = fault
     if args.rate_limit:
-        sandbox.faults.rate_limit_per_min = parse_rate_limit(args.rate_limit)
+        try:
+            sandbox.faults.rate_limit_per_min = parse_rate_limit(args.rate_limit)
+        except ValueError:
+            raise UsageError(f"--rate-limit {args.rate_limit!r}: use N/min (e.g. 600/min)") from None
     return sandbox
+
+
+RATES = ("error_rate", "throttle_rate", "reset_rate", "hang_rate", "lose_rate")
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -99,7 +103,8 @@ def run_serve(args: argparse.Namespace) -> int:
 
     try:
         sandbox = build_sandbox(args)
-    except (ValueError, SandboxStateError) as exc:
+        listening = bind_listen(args.host, args.port, "--port")  # before "serving on": a port in use is one line
+    except (ValueError, SandboxStateError, UsageError) as exc:
         print_error(exc)
         return 1
     level = "info" if args.verbose else "warning"
@@ -115,5 +120,6 @@ def run_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-    server.run()
+    with listening:
+        server.run(sockets=[listening])
     return 0

@@ -11,16 +11,18 @@ import logging
 import math
 import re
 import signal
+import socket
 import sys
 from collections.abc import Callable, Iterator
 
 from ..backends.errors import BackendError
 from ..backends.limiter import DEFAULT_CONCURRENCY
-from ..manifests import ManifestError, load_inputs
+from ..manifests import Inputs, ManifestError, load_inputs
 from ..plan import PlanRefused
 from .common import (
     UsageError,
     add_server_options,
+    bind_listen,
     open_backends,
     print_error,
     referenced_servers,
@@ -44,7 +46,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
                         help=f"most actions in flight at once (default {DEFAULT_CONCURRENCY})")
     parser.add_argument("--queue-size", type=int, default=1000, metavar="N",
                         help="rooms waiting for a webhook reaction before /webhook answers 503 (default 1000)")
-    add_server_options(parser)
+    add_server_options(parser, deadline=False)  # a long-running process has no run deadline
     parser.set_defaults(run=run)
 
 
@@ -60,8 +62,10 @@ def parse_duration(text: str, flag: str) -> float:
 
 def parse_listen(text: str, flag: str = "--listen") -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not sep or not port.isdigit():
         raise UsageError(f"{flag} {text!r}: use HOST:PORT (e.g. 0.0.0.0:8080)")
+    if not 0 <= int(port) <= 65535:
+        raise UsageError(f"{flag} {text!r}: port {int(port)} is out of range (0-65535)")
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
@@ -77,11 +81,6 @@ def _stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> It
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from ..serve import Enforcer
-    from ..webhook.app import QuietServer, WebhookApp
-
     if "-" in args.paths:
         raise UsageError("serve re-reads its manifests: give files or folders, not -")
     interval = parse_duration(args.interval, "--interval")
@@ -96,6 +95,17 @@ async def _serve(args: argparse.Namespace) -> int:
     # A long-running process has no run deadline (each request still has --timeout).
     args.deadline = math.inf
 
+    listening = bind_listen(host, port, "--listen")  # before any request: a port in use is one line, exit 1
+    with contextlib.closing(listening):
+        return await _enforce(args, inputs, interval, listening)
+
+
+async def _enforce(args: argparse.Namespace, inputs: Inputs, interval: float, listening: socket.socket) -> int:
+    import uvicorn
+
+    from ..serve import Enforcer
+    from ..webhook.app import QuietServer, WebhookApp
+
     def report(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
@@ -108,12 +118,12 @@ async def _serve(args: argparse.Namespace) -> int:
         app = WebhookApp(enforcer.receiver, ready=lambda: enforcer.ready, registry=enforcer.registry)
         # Keep-alive longer than uvicorn's 5 s: LiveKit's Go client reuses connections for up to 90 s,
         # and a connection closed under it costs a retry (1 s) of that webhook.
-        server = QuietServer(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off",
+        server = QuietServer(uvicorn.Config(app, log_level="warning", lifespan="off",
                                             access_log=False, timeout_keep_alive=KEEP_ALIVE_SECONDS))
         stop = asyncio.Event()
         with _stop_on_signals(asyncio.get_running_loop(), stop):
             enforcer.queue.start()
-            serving = asyncio.create_task(server.serve(), name="roomctl serve http")
+            serving = asyncio.create_task(server.serve(sockets=[listening]), name="roomctl serve http")
             while not server.started and not serving.done():
                 await asyncio.sleep(0.01)
             if serving.done():
