@@ -91,7 +91,7 @@ def _header(room: RoomPlan) -> str:
              "suspended": "  suspended (spec.suspend: true; nothing done)",
              "unreadable": "  could not be read; nothing planned"}.get(room.status, "")
     gone = sum(a.disconnects for a in room.actions)
-    if room.status == "recreate" or gone:
+    if gone:  # "disconnecting 0 participants" on every empty re-create would be noise
         label += f"{',' if label else ' '} disconnecting {gone} participant{'' if gone == 1 else 's'}"
     noun = "plugNmeet room" if room.kind == "PlugNmeetRoom" else "room"
     return f"{marker} {noun} {fmt(room.name)}{label}{where}{sid}"
@@ -117,7 +117,8 @@ def summary_line(plan: Plan) -> str:
     return line
 
 
-def render_text(plan: Plan, stream: TextIO, *, verbose: int = 0, colour: bool = True) -> None:
+def render_text(plan: Plan, stream: TextIO, *, verbose: int = 0, colour: bool = True,
+                nothing: str = "No changes. The server matches the manifests.") -> None:
     paint = Painter(use_colour(stream, colour))
     shown = 0
     grouped = any(room.server for room in plan.rooms)  # one run spans servers: the plan groups by server
@@ -142,7 +143,7 @@ def render_text(plan: Plan, stream: TextIO, *, verbose: int = 0, colour: bool = 
             stream.write("    " + paint("#", f"# not verifiable on a live room: {', '.join(room.not_verifiable)}") + "\n")
         stream.write("\n")
     if not shown:
-        stream.write("No changes. The server matches the manifests.\n\n")
+        stream.write(f"{nothing}\n\n")
     stream.write(summary_line(plan) + "\n")
     unverifiable = [r for r in plan.rooms if r.not_verifiable and r.status in ("in-sync", "absent")]
     if unverifiable and not verbose:

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .model.proto import redact_room_egress
 from .observed import ObservedPnmRoom, ObservedRoom, ObservedState
 from .plan import Action, ActionKind, FieldChange, Plan, PlanOptions, Selection
 
@@ -128,12 +129,22 @@ def stale_reasons(saved: Mapping[str, Any], fresh: Mapping[str, Any], server: st
 # ---- actions --------------------------------------------------------------------------------------
 
 
+def redacted_request(request: Mapping[str, Any]) -> dict[str, Any]:
+    """A request body with its credentials (egress S3 secrets, stream keys...) as "(redacted)", the way
+    `diff -o json` shows them. A plan file holds only this: `apply PLANFILE` compares it with the fresh
+    plan redacted the same way, and sends the fresh requests, which carry the real values."""
+    out = dict(request)
+    if "egress" in out:
+        out["egress"] = redact_room_egress(out["egress"])
+    return out
+
+
 def action_to_json(action: Action) -> dict[str, Any]:
     return {
         "type": str(action.kind),
         "room": action.room,
         "changes": [{"field": c.field, "old": c.old, "new": c.new} for c in action.changes],
-        "request": dict(action.request),
+        "request": redacted_request(action.request),
         "target": action.target,
         "old_sid": action.old_sid,
         "drop_implicit_dispatch": action.drop_implicit_dispatch,

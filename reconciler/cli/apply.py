@@ -17,6 +17,7 @@ from ..render import Progress, render_text, result_line, results_json
 from .common import (
     UsageError,
     add_server_options,
+    first_pnm_source,
     note_skipped,
     open_backends,
     print_error,
@@ -100,7 +101,8 @@ async def _apply(args: argparse.Namespace) -> int:
     warn_unselected(inputs, options.selection, args.quiet)
     selected = select_inputs(inputs, options.selection)
     async with open_backends(args, concurrency=args.concurrency, plugnmeet=wants_plugnmeet(selected, options.prune),
-                             servers=referenced_servers(selected)) as backends:
+                             servers=referenced_servers(selected),
+                             pnm_source=first_pnm_source(selected)) as backends:
         combined = await make_combined_plan(backends, inputs, options)
         if args.output == "text" and not args.quiet:
             render_text(combined.merged, sys.stdout, verbose=args.verbose, colour=not args.no_color)

@@ -12,7 +12,7 @@ import socket
 import ssl
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,6 +228,11 @@ def wants_plugnmeet(inputs: Inputs, prune: bool) -> bool:
     return bool(inputs.plugnmeet) or (prune and bool(os.environ.get("PLUGNMEET_URL")))
 
 
+def first_pnm_source(inputs: Inputs) -> str:
+    """file:line of the first PlugNmeetRoom: named when a real LiveKit has no plugNmeet to go with it."""
+    return inputs.plugnmeet[0].source if inputs.plugnmeet else ""
+
+
 def pnm_settings() -> ServerSettings | None:
     url = os.environ.get("PLUGNMEET_URL") or None
     if url is None:
@@ -240,10 +245,11 @@ def pnm_settings() -> ServerSettings | None:
     return ServerSettings(url, key, secret)
 
 
-def referenced_servers(inputs: Inputs) -> set[str]:
-    """The servers-file names the (selected) rooms point at. A ref the CLI cannot follow is an
-    error naming the manifest, never a silent run against the default server."""
-    names: set[str] = set()
+def referenced_servers(inputs: Inputs) -> dict[str, str]:
+    """The servers-file names the (selected) rooms point at, each with the manifest position of the
+    first room that names it. A ref the CLI cannot follow is an error naming the manifest, never a
+    silent run against the default server."""
+    names: dict[str, str] = {}
     for room in inputs.livekit:
         ref = room.spec.server_ref
         if ref is None:
@@ -251,7 +257,7 @@ def referenced_servers(inputs: Inputs) -> set[str]:
         if ref.name is None:
             raise UsageError(f"{room.source}: spec.serverRef has only secretName {ref.secret_name!r} (the operator's); "
                              "the CLI needs spec.serverRef.name, a server of roomctl.servers.yaml")
-        names.add(ref.name)
+        names.setdefault(ref.name, room.source)
     for pnm_room in inputs.plugnmeet:
         if pnm_room.spec.server_ref is not None:
             raise UsageError(f"{pnm_room.source}: spec.serverRef on a PlugNmeetRoom is not supported by the CLI "
@@ -259,32 +265,42 @@ def referenced_servers(inputs: Inputs) -> set[str]:
     return names
 
 
-def resolve_servers(args: argparse.Namespace, names: set[str]) -> list[NamedServer]:
-    """Each named server from the servers file, with its key and secret from the environment."""
+def resolve_servers(args: argparse.Namespace, names: Mapping[str, str]) -> list[NamedServer]:
+    """Each named server from the servers file, with its key and secret from the environment. An
+    error names the manifest (file:line) whose spec.serverRef.name asked for the server."""
     if not names:
         return []
+    first = min(names, key=lambda n: names[n])
     try:
         servers = load_servers_file(getattr(args, "servers", None))
-        if servers is None:
-            raise ServersFileError(f"spec.serverRef.name {', '.join(sorted(names))}: no servers file "
-                                   f"(./{DEFAULT_FILE}, --servers FILE or ROOMCTL_SERVERS)")
-        return [servers.resolve(name) for name in sorted(names)]
     except ServersFileError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(f"{names[first]}: spec.serverRef.name {first!r}: {exc}") from None
+    if servers is None:
+        raise UsageError(f"{names[first]}: spec.serverRef.name {first!r}: no servers file "
+                         f"(./{DEFAULT_FILE}, --servers FILE or ROOMCTL_SERVERS)")
+    resolved = []
+    for name in sorted(names):
+        try:
+            resolved.append(servers.resolve(name))
+        except ServersFileError as exc:
+            raise UsageError(f"{names[name]}: spec.serverRef.name {name!r}: {exc}") from None
+    return resolved
 
 
 @asynccontextmanager
 async def open_backends(args: argparse.Namespace, concurrency: int = DEFAULT_CONCURRENCY,
-                        plugnmeet: bool = False, servers: set[str] | None = None) -> AsyncIterator[Backends]:
+                        plugnmeet: bool = False, servers: Mapping[str, str] | None = None,
+                        pnm_source: str = "") -> AsyncIterator[Backends]:
     """LiveKit (and plugNmeet when asked), each real when configured, else the embedded sandbox
     (one shared instance, saved once, under a file lock). A real LiveKit with an unconfigured
     plugNmeet is an error: silently using the sandbox for half of the rooms would mislead."""
     deadline = time.monotonic() + getattr(args, "deadline", DEFAULT_DEADLINE)
     settings = server_settings(args)
-    named_servers = resolve_servers(args, servers or set())
+    named_servers = resolve_servers(args, servers or {})
     pnm = pnm_settings() if plugnmeet else None
     if plugnmeet and pnm is None and settings.url is not None:
-        raise UsageError("PlugNmeetRoom documents need a plugNmeet server: set PLUGNMEET_URL, "
+        where = f"{pnm_source}: " if pnm_source else ""
+        raise UsageError(f"{where}a PlugNmeetRoom needs a plugNmeet server when LIVEKIT_URL is set: set PLUGNMEET_URL, "
                          "PLUGNMEET_API_KEY and PLUGNMEET_API_SECRET")
     embedded = settings.url is None or (plugnmeet and pnm is None)
     async with AsyncExitStack() as stack:

@@ -18,12 +18,15 @@ from .apply import add_concurrency_option, report_results, run_actions
 from .common import (
     UsageError,
     add_server_options,
+    first_pnm_source,
     open_backends,
     print_error,
     referenced_servers,
     report_manifest_error,
 )
 from .planning import add_selection_options, selection, warn_unselected
+
+NOTHING = "Nothing to delete."
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
@@ -47,17 +50,19 @@ async def _delete(args: argparse.Namespace) -> int:
     warn_unselected(inputs, chosen, args.quiet)
     selected = select_inputs(inputs, chosen)
     async with open_backends(args, concurrency=args.concurrency, plugnmeet=bool(selected.plugnmeet),
-                             servers=referenced_servers(selected)) as backends:
+                             servers=referenced_servers(selected),
+                             pnm_source=first_pnm_source(selected)) as backends:
         combined = await make_deletion_plan(backends, inputs, chosen, delete_occupied=args.occupied)
         plan = combined.merged
         if args.dry_run:
             if args.output == "json":
                 print(json.dumps(plan_json(plan), indent=2))
             elif not args.quiet:
-                render_text(plan, sys.stdout, verbose=args.verbose, colour=not args.no_color)
+                render_text(plan, sys.stdout, verbose=args.verbose, colour=not args.no_color, nothing=NOTHING)
+                print("Dry run (--dry-run): nothing was deleted.")
             return 0
         if args.output == "text" and not args.quiet:
-            render_text(plan, sys.stdout, verbose=args.verbose, colour=not args.no_color)
+            render_text(plan, sys.stdout, verbose=args.verbose, colour=not args.no_color, nothing=NOTHING)
         results = await run_actions(combined, backends, args)
     return report_results(args, plan, results, verb="Delete")
 

@@ -16,6 +16,7 @@ from ..render import plan_json, render_text
 from .common import (
     UsageError,
     add_server_options,
+    first_pnm_source,
     note_skipped,
     open_backends,
     print_error,
@@ -25,7 +26,7 @@ from .common import (
     wants_plugnmeet,
 )
 from .planning import add_plan_options, plan_options, warn_unselected
-from .saved import write_saved_plan
+from .saved import check_out_path, write_saved_plan
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
@@ -39,13 +40,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
 
 
 async def _diff(args: argparse.Namespace) -> int:
+    if args.out:
+        check_out_path(args.out, args.paths)
     inputs = load_inputs(args.paths)
     skipped = note_skipped(inputs, args)
     options = plan_options(args)
     warn_unselected(inputs, options.selection, args.quiet)
     selected = select_inputs(inputs, options.selection)
     async with open_backends(args, plugnmeet=wants_plugnmeet(selected, options.prune),
-                             servers=referenced_servers(selected)) as backends:
+                             servers=referenced_servers(selected),
+                             pnm_source=first_pnm_source(selected)) as backends:
         combined = await make_combined_plan(backends, inputs, options)
         plan = combined.merged
         if args.out and not plan.unreadable:

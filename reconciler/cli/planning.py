@@ -50,6 +50,11 @@ def add_plan_options(parser: argparse.ArgumentParser) -> None:
 
 
 def plan_options(args: argparse.Namespace) -> PlanOptions:
+    if not args.prune:
+        alone = [flag for flag, value in (("--prune-scope", args.prune_scope), ("--allow-empty", args.allow_empty),
+                                          ("--prune-occupied", args.prune_occupied)) if value]
+        if alone:
+            raise UsageError(f"{', '.join(alone)} only apply with --prune (nothing is pruned without it)")
     return PlanOptions(
         prune=args.prune,
         prune_scopes=tuple(args.prune_scope),

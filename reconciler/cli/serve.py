@@ -23,6 +23,7 @@ from .common import (
     UsageError,
     add_server_options,
     bind_listen,
+    first_pnm_source,
     open_backends,
     print_error,
     referenced_servers,
@@ -110,7 +111,8 @@ async def _enforce(args: argparse.Namespace, inputs: Inputs, interval: float, li
         print(text, file=sys.stderr, flush=True)
 
     async with open_backends(args, concurrency=args.concurrency, plugnmeet=bool(inputs.plugnmeet),
-                             servers=referenced_servers(inputs)) as backends:
+                             servers=referenced_servers(inputs),
+                             pnm_source=first_pnm_source(inputs)) as backends:
         enforcer = Enforcer(args.paths, backends, report=report, concurrency=args.concurrency,
                             queue_capacity=args.queue_size)
         enforcer.inputs = inputs

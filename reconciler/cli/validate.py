@@ -21,6 +21,11 @@ def run(args: argparse.Namespace) -> int:
         return report_manifest_error(exc)
     skipped = note_skipped(inputs, args)
     if not args.quiet:
-        extra = f" and {len(inputs.plugnmeet)} plugNmeet room(s)" if inputs.plugnmeet else ""
-        print(f"{len(inputs.livekit)} room(s){extra} valid." + (f" {skipped}" if skipped else ""))
+        counted = [f"{len(inputs.livekit)} room(s)"]
+        if inputs.plugnmeet:
+            counted.append(f"{len(inputs.plugnmeet)} plugNmeet room(s)")
+        if inputs.policies:
+            counted.append(f"{len(inputs.policies)} room policy(ies)")
+        listed = counted[0] if len(counted) == 1 else f"{', '.join(counted[:-1])} and {counted[-1]}"
+        print(f"{listed} valid." + (f" {skipped}" if skipped else ""))
     return 0

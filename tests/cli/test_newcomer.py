@@ -103,3 +103,84 @@ def test_serve_listen_port_out_of_range_says_so() -> None:
 def test_serve_has_no_deadline_flag() -> None:
     result = roomctl(None, "serve", str(EXAMPLES), "--deadline", "5")
     assert result.returncode == 1 and "unrecognized arguments: --deadline" in result.stderr
+
+
+ROOM = """\
+apiVersion: roomctl.dev/v1alpha1
+kind: Room
+metadata: {name: nc-hall}
+spec: {maxParticipants: 5}
+"""
+
+
+def test_diff_out_into_a_missing_folder_is_one_line(sandbox: SandboxServer, tmp_path: Path) -> None:
+    (tmp_path / "rooms.yaml").write_text(ROOM)
+    result = roomctl(sandbox, "diff", str(tmp_path / "rooms.yaml"), "--out", str(tmp_path / "nodir" / "p.json"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == f"error: cannot write the plan to {tmp_path}/nodir/p.json: no such folder"
+
+
+def test_diff_out_inside_a_manifest_folder_is_refused(sandbox: SandboxServer, tmp_path: Path) -> None:
+    folder = tmp_path / "rooms"
+    folder.mkdir()
+    (folder / "hall.yaml").write_text(ROOM)
+    result = roomctl(sandbox, "diff", str(folder), "--out", str(folder / "plan.json"))
+    assert result.returncode == 1 and "inside the manifest path" in result.stderr
+    assert not (folder / "plan.json").exists() and sandbox.counts() == {}
+
+
+def test_a_saved_plan_with_other_paths_or_on_stdin_is_refused(sandbox: SandboxServer, tmp_path: Path) -> None:
+    (tmp_path / "rooms.yaml").write_text(ROOM)
+    plan = tmp_path / "plan.json"
+    assert roomctl(sandbox, "diff", "rooms.yaml", "--out", str(plan), cwd=tmp_path).returncode == 2
+    sandbox.reset()
+    result = roomctl(sandbox, "apply", str(plan), "rooms.yaml", cwd=tmp_path)
+    assert result.returncode == 1 and "cannot be combined with other paths" in result.stderr, result.stderr
+    result = roomctl(sandbox, "apply", "-", cwd=tmp_path, stdin=plan.read_text(), process=True)
+    assert result.returncode == 1 and "cannot be read from stdin" in result.stderr, result.stderr
+    # run from elsewhere: the plan's relative paths are explained
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = roomctl(sandbox, "apply", str(plan), cwd=elsewhere)
+    assert result.returncode == 1 and "relative to the folder `roomctl diff --out` ran in" in result.stderr
+    assert sandbox.counts() == {}
+
+
+def test_an_empty_recreate_does_not_say_disconnecting_0(sandbox: SandboxServer, tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text(ROOM.replace("spec: {", "spec: {policy: {recreate: IfEmpty}, "))
+    assert roomctl(sandbox, "apply", str(path)).returncode == 0
+    path.write_text(ROOM.replace("maxParticipants: 5", "maxParticipants: 8").replace(
+        "spec: {", "spec: {policy: {recreate: IfEmpty}, "))
+    result = roomctl(sandbox, "diff", str(path))
+    assert result.returncode == 2 and '-/+ room "nc-hall"  must be re-created  (' in result.stdout, result.stdout
+    assert "disconnecting" not in result.stdout
+
+
+@pytest.mark.parametrize("flag", [("--prune-scope", "x-*"), ("--allow-empty",), ("--prune-occupied",)])
+def test_prune_flags_without_prune_are_usage_errors(sandbox: SandboxServer, tmp_path: Path,
+                                                    flag: tuple[str, ...]) -> None:
+    (tmp_path / "rooms.yaml").write_text(ROOM)
+    result = roomctl(sandbox, "apply", str(tmp_path / "rooms.yaml"), *flag)
+    assert result.returncode == 1 and f"{flag[0]} only apply with --prune" in result.stderr
+    assert sandbox.counts() == {}
+
+
+def test_validate_counts_policies_and_delete_says_what_it_did(sandbox: SandboxServer, tmp_path: Path) -> None:
+    result = roomctl(None, "validate", str(EXAMPLES / "support-fleet.yaml"))
+    assert result.returncode == 0 and result.stdout.startswith("0 room(s) and 1 room policy(ies) valid.")
+    (tmp_path / "rooms.yaml").write_text(ROOM)
+    assert roomctl(sandbox, "apply", str(tmp_path / "rooms.yaml")).returncode == 0
+    dry = roomctl(sandbox, "delete", "-f", str(tmp_path / "rooms.yaml"), "--dry-run")
+    assert dry.returncode == 0 and "Dry run (--dry-run): nothing was deleted." in dry.stdout
+    assert roomctl(sandbox, "delete", "-f", str(tmp_path / "rooms.yaml")).returncode == 0
+    again = roomctl(sandbox, "delete", "-f", str(tmp_path / "rooms.yaml"))
+    assert again.returncode == 0 and "Nothing to delete." in again.stdout and "No changes" not in again.stdout
+
+
+def test_a_real_livekit_with_a_plugnmeet_room_and_no_plugnmeet_names_the_room(sandbox: SandboxServer) -> None:
+    result = roomctl(sandbox, "diff", str(EXAMPLES), PLUGNMEET_URL="")
+    assert result.returncode == 1
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"error: {EXAMPLES}/classroom.yaml:") and "PLUGNMEET_URL" in line, line
+    assert sandbox.counts() == {}

@@ -72,13 +72,16 @@ def test_unknown_or_unresolvable_server_ref_is_refused_before_any_request(
     manifest.write_text(ROOMS.replace("name: eu}", "name: us}"))
     nofile = roomctl(sandbox, "apply", str(manifest), cwd=tmp_path)
     assert nofile.returncode == 1 and "no servers file" in nofile.stderr
+    assert f"error: {manifest}:6: spec.serverRef.name 'us': " in nofile.stderr  # the manifest that asked
     servers_file(tmp_path, second_sandbox.url)
     unknown = roomctl(sandbox, "apply", str(manifest), cwd=tmp_path, EU_KEY="eukey", EU_SECRET="secret")
     assert unknown.returncode == 1
-    assert "no server 'us' in roomctl.servers.yaml (known: eu)" in unknown.stderr
+    assert f"error: {manifest}:6: spec.serverRef.name 'us': no server 'us' in roomctl.servers.yaml (known: eu)" \
+        in unknown.stderr
     manifest.write_text(ROOMS)
     no_secret = roomctl(sandbox, "apply", str(manifest), cwd=tmp_path, EU_KEY="eukey")
     assert no_secret.returncode == 1 and "set EU_SECRET" in no_secret.stderr
+    assert f"error: {manifest}:6: spec.serverRef.name 'eu': " in no_secret.stderr
     manifest.write_text(ROOMS.replace("serverRef: {name: eu}", "serverRef: {secretName: livekit-eu}"))
     operator_only = roomctl(sandbox, "apply", str(manifest), cwd=tmp_path)
     assert operator_only.returncode == 1 and "only secretName 'livekit-eu'" in operator_only.stderr

@@ -47,3 +47,20 @@ def test_egress_credentials_are_redacted_in_every_output(manifest: Path, capsys:
     assert not leaked, leaked
     state = (manifest.parent / ".roomctl" / "sandbox.json").read_text()
     assert all(s in state for s in ("S3SECRET3", "SIGNKEY2")), "the server still gets the real values"
+
+
+def test_a_saved_plan_holds_no_credentials_and_still_applies(manifest: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The plan file (a CI artifact) holds the requests redacted as `-o json` shows them; `apply PLANFILE`
+    compares them with the fresh plan redacted alike and sends the fresh requests, real values included."""
+    plan_file = manifest.parent / "plan.json"
+    assert main(["diff", str(manifest), "--out", str(plan_file)]) == 2
+    text = plan_file.read_text()
+    assert "(redacted)" in text and "AKIAEXAMPLE" in text
+    leaked = [s for s in SECRETS if s in text]
+    assert not leaked, leaked
+    capsys.readouterr()
+    assert main(["apply", str(plan_file)]) == 0
+    out, err = capsys.readouterr()
+    assert "stale" not in err and not [s for s in SECRETS if s in out + err]
+    state = (manifest.parent / ".roomctl" / "sandbox.json").read_text()
+    assert all(s in state for s in SECRETS), "the server gets the real values, not (redacted)"
