@@ -73,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
         webhook_listen=webhook_listen,
         webhook_queue_size=args.webhook_queue_size,
     )
-    with contextlib.suppress(KeyboardInterrupt):
+    from ..operator.kubelog import readable_kopf_retries
+
+    with contextlib.suppress(KeyboardInterrupt), readable_kopf_retries():
         asyncio.run(run_operator(config))
     return 0

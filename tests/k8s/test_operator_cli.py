@@ -3,11 +3,16 @@ fails fast with one line and exit 1 (kopf alone would retry its login forever, a
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.support.cli import roomctl
+from tests.support.server import free_port
 
 CASES = {
     "no configuration at all": (None, "no Kubernetes configuration: not in a cluster"),
@@ -62,3 +67,41 @@ def test_every_unusable_config_is_named_in_one_line(case: str, tmp_path: Path, m
                                  "users: [{name: u, user: {token: t}}]\n")
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "ok"))
     assert kube_config_problem() is None
+
+
+def test_an_unreachable_api_server_is_one_clear_line_then_short_retries(tmp_path: Path) -> None:
+    """A kubeconfig whose server is a closed port: the operator keeps retrying (a controller waits for
+    its cluster), the first failure is one roomctl line, kopf's retries are short, the token never shown."""
+    port = free_port()
+    (tmp_path / "config").write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
+        f"clusters: [{{name: k, cluster: {{server: 'http://127.0.0.1:{port}'}}}}]\n"
+        "users: [{name: u, user: {token: tok-do-not-print}}]\n")
+    env = {**os.environ, "HOME": str(tmp_path), "KUBECONFIG": str(tmp_path / "config"),
+           "LIVEKIT_URL": "http://127.0.0.1:9", "LIVEKIT_API_KEY": "k", "LIVEKIT_API_SECRET": "s"}
+    log = tmp_path / "operator.log"
+    with log.open("wb") as handle:
+        process = subprocess.Popen([sys.executable, "-m", "reconciler", "operator", "--liveness", "",
+                                    "--metrics-port", "0"], env=env, stdout=handle, stderr=handle)
+    try:
+        deadline = time.monotonic() + 30
+        while log.read_text().count("Request attempt") < 3 and time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()  # still retrying, not exiting
+            time.sleep(0.1)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    lines = log.read_text().splitlines()
+    assert lines[0] == (f"WARNING roomctl.operator: cannot reach the Kubernetes API server at http://127.0.0.1:{port}: "
+                        "ClientConnectorError (ConnectionRefusedError); retrying until it answers or roomctl is "
+                        "stopped (check the kubeconfig's server and the cluster)"), lines
+    assert sum("cannot reach the Kubernetes API server" in line for line in lines) == 1
+    retries = [line for line in lines if "Request attempt" in line]
+    assert len(retries) >= 3 and all(len(line) < 160 for line in retries), retries
+    assert all("ConnectionKey" not in line and "proxy_headers_hash" not in line for line in lines)
+    assert "tok-do-not-print" not in log.read_text()
