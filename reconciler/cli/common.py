@@ -175,7 +175,7 @@ def note_skipped(inputs: Inputs, args: argparse.Namespace) -> str:
 
 def skipped_json(inputs: Inputs) -> list[dict[str, object]]:
     """`skipped_documents` of the JSON output: other tools' documents that were not read as rooms."""
-    return [{"file": d.file, "line": d.line, "apiVersion": d.api_version or None, "kind": d.kind or None}
+    return [{"file": d.file, "line": d.line or None, "apiVersion": d.api_version or None, "kind": d.kind or None}
             for d in inputs.foreign]
 
 

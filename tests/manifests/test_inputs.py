@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.cli.common import skipped_json
 from reconciler.cli.main import main
 from reconciler.manifests import ManifestError, load_inputs
 from tests.support.server import SandboxServer
@@ -220,7 +221,10 @@ def test_a_gitops_repo_reads_only_the_rooms(tmp_path: Path, capsys: pytest.Captu
     assert (f"roomctl: {repo / 'docker-compose.yaml'}:1: skipped a document: no apiVersion/kind and no "
             "RoomConfiguration field; not a roomctl document") in err
     assert ".github" not in err and ".git" not in err and ".secrets" not in err
-    # A Helm chart given as the folder itself is skipped too; so is a Chart.yaml-holding sub-folder in JSON.
+    assert sorted(skipped_json(inputs), key=str) == sorted([
+        {"file": str(repo / "helm" / "roomctl"), "line": None, "apiVersion": None, "kind": "Helm chart"},
+        {"file": str(repo / "docker-compose.yaml"), "line": 1, "apiVersion": None, "kind": None}], key=str)
+    # A Helm chart given as the folder itself is skipped too.
     assert [(d.file, d.kind) for d in load_inputs([str(repo / "helm" / "roomctl")]).foreign] == [
         (str(repo / "helm" / "roomctl"), "Helm chart")]
 
