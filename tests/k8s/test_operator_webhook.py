@@ -3,10 +3,12 @@ kopf loop (kmock as the API server); with the sweep at an hour, only webhooks ex
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.k8s.cluster import ready, running_operator, server_rooms
 from tests.support.server import SandboxServer, free_port
@@ -16,7 +18,8 @@ RULES = [{"identity": "*", "permission": {"canPublish": False, "canSubscribe": T
 
 
 async def test_webhooks_reach_room_objects_and_are_recorded_on_them(tmp_path: Path, sandbox: SandboxServer,
-                                                                    monkeypatch: Any) -> None:
+                                                                    monkeypatch: Any,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
     port = free_port()
     sandbox.test_api("PUT", "webhooks", {"url": f"http://127.0.0.1:{port}/webhook"})
     try:
@@ -58,9 +61,13 @@ async def test_webhooks_reach_room_objects_and_are_recorded_on_them(tmp_path: Pa
                 found = await client.post("/sandbox/participant", json={"room": "help-1", "identity": "cara"})
                 assert found.json()["participant"]["permission"]["can_publish"] is False
                 # A forgery is refused by the same receiver roomctl serve uses (the operator runs in this loop).
-                forged = await client.post(f"http://127.0.0.1:{port}/webhook", content=b"{}",
-                                           headers={"Authorization": "x"})
+                with caplog.at_level(logging.WARNING, logger="roomctl.webhook"):
+                    forged = await client.post(f"http://127.0.0.1:{port}/webhook", content=b"{}",
+                                               headers={"Authorization": "x"})
                 assert forged.status_code == 401
+                # ... and logged as `roomctl serve` logs it: one WARNING with the reason, not the token.
+                warned = [r.getMessage() for r in caplog.records if r.name == "roomctl.webhook"]
+                assert warned == ["webhook rejected (401 bad_token): the Authorization header is not an HS256 JWT"]
             assert cluster.state.sweeps == sweeps  # no sweep ran: the webhooks did it
             from prometheus_client import generate_latest
 
