@@ -64,7 +64,7 @@ def _plain_action_lines(action: Action) -> list[tuple[str, str]]:
         extra = f" (metadata {fmt(action.request['metadata'])})" if action.request.get("metadata") else ""
         return [("+", f"agent dispatch {fmt(action.request.get('agent_name', ''))}{extra}")]
     if kind == ActionKind.DELETE_DISPATCH:
-        return [("-", f"agent dispatch {action.changes[0].old} ({action.target})")]
+        return [("-", f"agent dispatch {_quoted_agent(str(action.changes[0].old))} ({action.target})")]
     if kind == ActionKind.REMOVE_PARTICIPANT:
         return [("-", f"participant {fmt(action.target)} (disconnected by rule remove: true)")]
     if kind == ActionKind.UPDATE_PARTICIPANT:
@@ -115,6 +115,14 @@ def summary_line(plan: Plan) -> str:
     if c["unreadable"]:
         line += f" {c['unreadable']} room(s) could not be read (see the errors)."
     return line
+
+
+def _quoted_agent(label: str) -> str:
+    """`name (why)` as `"name" (why)`: every agent dispatch line quotes the agent name alike."""
+    if label.startswith('"'):  # the implicit dispatch, already shown as ""
+        return label
+    name, sep, why = label.partition(" (")
+    return fmt(name) + (f" ({why}" if sep else "")
 
 
 def render_text(plan: Plan, stream: TextIO, *, verbose: int = 0, colour: bool = True,

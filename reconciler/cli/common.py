@@ -112,7 +112,7 @@ def bind_listen(host: str, port: int, flag: str) -> socket.socket:
 def tls_settings(args: argparse.Namespace) -> ssl.SSLContext:
     insecure = bool(getattr(args, "insecure_skip_tls_verify", False))
     if insecure:
-        print("warning: TLS certificate verification is OFF (--insecure-skip-tls-verify): anyone on the path "
+        print("roomctl: warning: TLS certificate verification is OFF (--insecure-skip-tls-verify): anyone on the path "
               "can read and change this traffic", file=sys.stderr)
     return tls_verify(getattr(args, "ca_file", None), insecure)
 

@@ -20,12 +20,12 @@ from pydantic import BaseModel, ValidationError
 from ..backends.errors import BackendError
 from ..engine import select_inputs
 from ..manifests import ManifestError, load_inputs
-from ..model import API_VERSION
+from ..model import API_VERSION, DesiredRoom
 from ..model.plugnmeet import SPEC_HASH_KEY, PlugNmeetRoomManifest, PnmMetadata, check_room_id
 from ..observed import ObservedDispatch, ObservedPnmRoom, ObservedRoom
 from ..plan import Selection
 from ..yamlsafe import dump
-from .common import UsageError, add_server_options, open_backends, print_error, report_manifest_error, server_settings
+from .common import UsageError, add_server_options, open_backends, report_manifest_error, server_settings
 from .planning import add_selection_options, selection
 
 # What an adopted room keeps: it is never created by roomctl (OnDemand), never re-created (Never).
@@ -67,6 +67,28 @@ def room_manifest(room: ObservedRoom, dispatches: Sequence[ObservedDispatch]) ->
             spec["agents"].append(agent)
     spec["policy"] = dict(ADOPTED_POLICY)
     return {"apiVersion": API_VERSION, "kind": "Room", "metadata": {"name": room.name}, "spec": spec}
+
+
+# What the server serves, and so what a refresh (`export -f`) takes from it; everything else in the
+# manifest (policy, egress, tags, playout delays, syncStreams, participant rules, serverRef, suspend)
+# is not returned by LiveKit and is kept as declared.
+SERVED = ("emptyTimeout", "departureTimeout", "maxParticipants", "metadata", "agents")
+
+
+def refreshed(exported: dict[str, Any], desired: DesiredRoom) -> dict[str, Any]:
+    """`export -f`: the declared Room with the served fields taken from the server. The declared
+    policy stays (an adopted room's OnDemand/Never is only for rooms no manifest declares yet)."""
+    spec: dict[str, Any] = desired.manifest.spec.model_dump(by_alias=True, exclude_unset=True, mode="json")
+    served = exported["spec"]
+    for key in SERVED:
+        if key == "metadata" and (served.get(key) or "") == (desired.spec.metadata or ""):
+            continue  # unchanged: keep it as written (a mapping stays a mapping, an absent one absent)
+        if key in served:
+            spec[key] = served[key]
+        else:
+            spec.pop(key, None)
+    exported["spec"] = spec
+    return exported
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:
@@ -130,8 +152,10 @@ async def _export(args: argparse.Namespace) -> int:
                          "give the manifests with -f PATH (or select by name with --target)")
     wanted = set(args.rooms)
     declared: dict[str, dict[str, Any]] = {}  # room -> the manifest's metadata (labels, namespace) to keep
+    specs: dict[str, DesiredRoom] = {}  # room -> its manifest: a refresh keeps what the server cannot return
     if args.paths:
         inputs = select_inputs(load_inputs(args.paths), chosen)
+        specs = {r.name: r for r in inputs.livekit}
         metas = [(r.name, r.manifest.metadata) for r in inputs.livekit]
         metas += [(r.name, r.manifest.metadata) for r in inputs.plugnmeet]
         for name, meta in metas:
@@ -154,21 +178,22 @@ async def _export(args: argparse.Namespace) -> int:
         # A plugNmeet room lives in LiveKit under its room id: it is adopted once, as a PlugNmeetRoom.
         rooms = [r for r in rooms if picked(r.name) and r.name not in pnm_ids]
         dispatches = await asyncio.gather(*(backends.livekit.list_dispatches(r.name) for r in rooms))
-    documents = [room_manifest(r, list(d)) for r, d in zip(rooms, dispatches, strict=True)]
+    documents = [refreshed(room_manifest(r, list(d)), specs[r.name]) if r.name in specs else room_manifest(r, list(d))
+                 for r, d in zip(rooms, dispatches, strict=True)]
     for room in active:
         if SPEC_HASH_KEY in (room.metadata.get("extra_data") or {}):
-            print(f"warning: plugNmeet room {room.room_id!r} was created by roomctl from another manifest; "
+            print(f"roomctl: warning: plugNmeet room {room.room_id!r} was created by roomctl from another manifest; "
                   "adopt it with that manifest (its spec hash cannot be reproduced here)", file=sys.stderr)
             continue
         try:
             documents.append(pnm_manifest(room))
         except ValueError as exc:
-            print(f"warning: plugNmeet room {room.room_id!r} cannot be exported: {exc}", file=sys.stderr)
+            print(f"roomctl: warning: plugNmeet room {room.room_id!r} cannot be exported: {exc}", file=sys.stderr)
     for document in documents:
         document["metadata"].update(declared.get(document["metadata"]["name"], {}))
     missing = sorted(set(args.rooms) - {r.name for r in rooms} - pnm_ids)
     for name in missing:
-        print(f"warning: room {name!r} does not exist on the server", file=sys.stderr)
+        print(f"roomctl: warning: room {name!r} does not exist on the server", file=sys.stderr)
     if args.output == "json":
         print(json.dumps(documents, indent=2))
     else:
@@ -182,8 +207,8 @@ def run(args: argparse.Namespace) -> int:
     except ManifestError as exc:
         return report_manifest_error(exc)
     except UsageError as exc:
-        print_error(exc)
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     except BackendError as exc:
-        print_error(exc.describe())
+        print(f"error: {exc.describe()}", file=sys.stderr)
         return 1

@@ -70,4 +70,6 @@ def warn_unselected(inputs: Inputs, chosen: Selection, quiet: bool) -> None:
         return
     picked = select_inputs(inputs, chosen)
     if not picked.livekit and not picked.plugnmeet:
-        print(f"roomctl: warning: no declared room matches {chosen.describe()}", file=sys.stderr)
+        also = (f"; only live rooms that a RoomPolicy governs ({', '.join(p.name for p in inputs.policies)}) "
+                "can be planned" if inputs.policies else "")
+        print(f"roomctl: warning: no declared room matches {chosen.describe()}{also}", file=sys.stderr)

@@ -47,11 +47,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     parser = sub.add_parser("token", help="mint a join token from a room's rules and config", parents=[common])
     parser.add_argument("room")
     parser.add_argument("identity")
-    parser.add_argument("-f", "--file", dest="paths", action="append", required=True, metavar="PATH")
-    parser.add_argument("--ttl", default="1h", help="lifetime: 90s, 30m, 6h (default 1h, at most 24h)")
+    parser.add_argument("-f", "--filename", dest="paths", action="append", required=True, metavar="PATH",
+                        help="manifest file or folder declaring the room (repeatable; - reads stdin)")
+    parser.add_argument("--ttl", help="lifetime: 90s, 30m, 6h (default 1h, at most 24h); LiveKit rooms only: "
+                                          "plugNmeet decides its own tokens' validity")
     parser.add_argument("--allow-long-ttl", action="store_true",
                         help="allow a --ttl over 24h (up to 365d): a leaked long-lived token stays valid")
-    parser.add_argument("--kind", default="STANDARD", type=participant_kind,
+    parser.add_argument("--kind", default="STANDARD", type=participant_kind, choices=KINDS, metavar="KIND",
                         help=f"participant kind the rules match: {', '.join(KINDS)} (default STANDARD)")
     parser.add_argument("--name", help="plugNmeet: the user's display name (default: the identity)")
     parser.add_argument("--admin", action="store_true", help="plugNmeet: join as a moderator")
@@ -108,7 +110,7 @@ def video_grant(room: str, rule: ParticipantRule | None) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        ttl = parse_ttl(args.ttl, args.allow_long_ttl)
+        ttl = parse_ttl(args.ttl or "1h", args.allow_long_ttl)
         check_identity(args.identity)
         inputs = load_inputs(args.paths)
         rooms = inputs.livekit
@@ -120,6 +122,10 @@ def run(args: argparse.Namespace) -> int:
         return 1
     pnm_room = next((r for r in inputs.plugnmeet if r.name == args.room), None)
     if pnm_room is not None:
+        if args.ttl is not None or args.allow_long_ttl:
+            print_error(f"--ttl: {pnm_room.source}: {args.room!r} is a PlugNmeetRoom, whose join tokens plugNmeet "
+                        "signs with a validity of its own (getJoinToken takes none); drop --ttl")
+            return 1
         return _plugnmeet_token(args, pnm_room.name)
     desired = next((r for r in rooms if r.name == args.room), None)
     kind = args.kind.upper()

@@ -275,13 +275,13 @@ def prune_plans(candidates: Sequence[PruneCandidate], options: PlanOptions, kind
                 and options.selection.covers(room.name, None)):
             unmanaged += 1
             continue
-        if room.occupants and not options.prune_occupied:
+        scope = next(s for s in options.prune_scopes if fnmatchcase(room.name, s))
+        if room.occupants and not options.prune_occupied:  # kept: the same source the delete would show
             drift = Drift(room.name, "room", "present", "absent", DriftReason.PRUNE_OCCUPIED,
                           f"not pruned: the room has {room.occupants} participant(s) "
-                          "(--prune-occupied deletes it anyway)", source="--prune")
+                          "(--prune-occupied deletes it anyway)", source=f"--prune-scope {scope}")
             plans.append(RoomPlan(room.name, "", "drift", room.sid, drifts=(drift,), kind=kind))
             continue
-        scope = next(s for s in options.prune_scopes if fnmatchcase(room.name, s))
         action = Action(ActionKind.DELETE_ROOM, room.name, (FieldChange("room", room.name, None),),
                         {request_key: room.name}, old_sid=room.sid, disconnects=room.occupants,
                         source=f"--prune-scope {scope}")

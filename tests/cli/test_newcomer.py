@@ -184,3 +184,71 @@ def test_a_real_livekit_with_a_plugnmeet_room_and_no_plugnmeet_names_the_room(sa
     line = result.stderr.strip().splitlines()[-1]
     assert line.startswith(f"error: {EXAMPLES}/classroom.yaml:") and "PLUGNMEET_URL" in line, line
     assert sandbox.counts() == {}
+
+
+EGRESS_ROOM = """\
+apiVersion: roomctl.dev/v1alpha1
+kind: Room
+metadata: {name: nc-rec, labels: {team: media}}
+spec:
+  maxParticipants: 9
+  tags: {cost: media}
+  policy: {lifecycle: Persistent, recreate: IfEmpty}
+  participants:
+    - identity: "guest-*"
+      permission: {canPublish: false}
+  egress:
+    room:
+      fileOutputs: [{filepath: "rec/x.mp4", s3: {accessKey: AK, secret: SHH-TOP-SECRET, bucket: b}}]
+"""
+
+
+def test_export_refresh_keeps_what_the_server_cannot_return(sandbox: SandboxServer, tmp_path: Path) -> None:
+    import yaml
+
+    path = tmp_path / "rec.yaml"
+    path.write_text(EGRESS_ROOM)
+    assert roomctl(sandbox, "apply", str(path)).returncode == 0
+    result = roomctl(sandbox, "export", "-f", str(path))
+    assert result.returncode == 0, result.stderr
+    doc = yaml.safe_load(result.stdout)
+    spec = doc["spec"]
+    assert doc["metadata"]["labels"] == {"team": "media"}
+    assert spec["policy"] == {"lifecycle": "Persistent", "recreate": "IfEmpty"}  # not reset to OnDemand/Never
+    assert spec["tags"] == {"cost": "media"} and spec["egress"]["room"]["fileOutputs"][0]["filepath"] == "rec/x.mp4"
+    assert spec["participants"][0]["identity"] == "guest-*"
+    assert spec["maxParticipants"] == 9 and "metadata" not in spec  # no `metadata: ''` added
+    path.write_text(result.stdout)  # written back over the manifest: still in sync
+    assert roomctl(sandbox, "diff", str(path)).returncode == 0
+    # adoption without -f is unchanged: the adopted policy, nothing the server cannot return
+    adopted = yaml.safe_load(roomctl(sandbox, "export", "nc-rec").stdout)
+    assert adopted["spec"]["policy"] == {"lifecycle": "OnDemand", "recreate": "Never"} and "egress" not in adopted["spec"]
+
+
+def test_small_cli_conventions(sandbox: SandboxServer, tmp_path: Path) -> None:
+    from tests.cli.test_conventions import _bash_complete
+
+    bash = roomctl(None, "completion", "bash").stdout
+    assert "AGENT" in _bash_complete(bash, "roomctl", "token", "--kind", "")
+    (tmp_path / "rooms.yaml").write_text(ROOM)
+    token = roomctl(sandbox, "token", "nc-hall", "me", "--filename", str(tmp_path / "rooms.yaml"))
+    assert token.returncode == 0, token.stderr
+    assert "--filename" in roomctl(None, "token", "--help").stdout
+    warned = roomctl(sandbox, "diff", str(EXAMPLES), "--target", "support-12*")
+    assert "no declared room matches --target support-12*; only live rooms that a RoomPolicy governs " \
+           "(support-calls) can be planned" in warned.stderr, warned.stderr
+
+
+def test_a_dispatch_removal_quotes_the_agent_like_a_creation() -> None:
+    from reconciler.plan import Action, ActionKind, FieldChange
+    from reconciler.render import _action_lines
+
+    removal = Action(ActionKind.DELETE_DISPATCH, "r", (FieldChange("agent", "bot (replaced: its settings changed)", None),),
+                     {}, target="AD_1")
+    assert _action_lines(removal) == [("-", 'agent dispatch "bot" (replaced: its settings changed) (AD_1)')]
+
+
+def test_token_ttl_for_a_plugnmeet_room_is_refused(sandbox: SandboxServer) -> None:
+    result = roomctl(sandbox, "token", "physics-101", "s1", "-f", str(EXAMPLES / "classroom.yaml"), "--ttl", "5h")
+    assert result.returncode == 1 and "is a PlugNmeetRoom" in result.stderr and "drop --ttl" in result.stderr
+    assert sandbox.counts() == {}

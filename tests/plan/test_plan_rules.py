@@ -158,6 +158,9 @@ def test_prune_deletes_only_inside_scope() -> None:
     assert deleted == ["team-old"]
     assert result.unmanaged == 1
     assert [d.reason for d in result.drifts] == [DriftReason.PRUNE_OCCUPIED]
+    # the kept room names the same --prune-scope GLOB a delete would (not a bare "--prune")
+    assert [d.source for d in result.drifts] == ["--prune-scope team-*"]
+    assert [a.source for a in result.actions if a.kind == ActionKind.DELETE_ROOM] == ["--prune-scope team-*"]
 
 
 def test_prune_occupied_when_told() -> None:
