@@ -25,7 +25,7 @@ from ..model.plugnmeet import SPEC_HASH_KEY, PlugNmeetRoomManifest, PnmMetadata,
 from ..observed import ObservedDispatch, ObservedPnmRoom, ObservedRoom
 from ..plan import Selection
 from ..yamlsafe import dump
-from .common import UsageError, add_server_options, open_backends, report_manifest_error, server_settings
+from .common import UsageError, add_server_options, open_backends, print_error, report_manifest_error, server_settings
 from .planning import add_selection_options, selection
 
 # What an adopted room keeps: it is never created by roomctl (OnDemand), never re-created (Never).
@@ -207,8 +207,8 @@ def run(args: argparse.Namespace) -> int:
     except ManifestError as exc:
         return report_manifest_error(exc)
     except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print_error(exc)
         return 1
     except BackendError as exc:
-        print(f"error: {exc.describe()}", file=sys.stderr)
+        print_error(exc.describe())
         return 1
