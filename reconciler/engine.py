@@ -87,6 +87,17 @@ def select_inputs(inputs: Inputs, selection: Selection) -> Inputs:
                    plugnmeet=[r for r in inputs.plugnmeet if selection.covers(r.name, r.manifest.metadata.labels)])
 
 
+def _rooms_by_server(backends: Backends, inputs: Inputs) -> dict[str, list[DesiredRoom]]:
+    """The declared LiveKit rooms grouped by server; a serverRef no open backend serves is refused."""
+    by_server: dict[str, list[DesiredRoom]] = {}
+    for room in inputs.livekit:
+        by_server.setdefault(server_of(room), []).append(room)
+    unknown = sorted(set(by_server) - {DEFAULT_SERVER} - set(backends.named))
+    if unknown:
+        raise PlanRefused(f"no server for spec.serverRef {', '.join(unknown)}: declare it in the servers file")
+    return by_server
+
+
 async def make_combined_plan(backends: Backends, inputs: Inputs, options: PlanOptions) -> CombinedPlan:
     """Each document routed to its backend: one ListRooms, one getActiveRoomsInfo (DESIGN §3).
 
@@ -105,12 +116,7 @@ async def make_combined_plan(backends: Backends, inputs: Inputs, options: PlanOp
     def scoped(declared: bool) -> PlanOptions:
         return options if declared or options.allow_empty else replace(options, prune=False)
 
-    by_server: dict[str, list[DesiredRoom]] = {}
-    for room in inputs.livekit:
-        by_server.setdefault(server_of(room), []).append(room)
-    unknown = sorted(set(by_server) - {DEFAULT_SERVER} - set(backends.named))
-    if unknown:
-        raise PlanRefused(f"no server for spec.serverRef {', '.join(unknown)}: declare it in the servers file")
+    by_server = _rooms_by_server(backends, inputs)
     default_rooms = by_server.pop(DEFAULT_SERVER, [])
     livekit_options = replace(scoped(bool(default_rooms)),
                               declared_elsewhere=elsewhere - {r.name for r in default_rooms})
@@ -155,12 +161,7 @@ async def make_deletion_plan(backends: Backends, inputs: Inputs, selection: Sele
     Orphan, observeOnly or suspend holds it, or it is occupied (unless delete_occupied). One
     ListRooms and one getActiveRoomsInfo; nothing undeclared is ever touched."""
     inputs = select_inputs(inputs, selection)
-    by_server: dict[str, list[DesiredRoom]] = {}
-    for room in inputs.livekit:
-        by_server.setdefault(server_of(room), []).append(room)
-    unknown = sorted(set(by_server) - {DEFAULT_SERVER} - set(backends.named))
-    if unknown:
-        raise PlanRefused(f"no server for spec.serverRef {', '.join(unknown)}: declare it in the servers file")
+    by_server = _rooms_by_server(backends, inputs)
     plans: dict[str, Plan] = {}
     for server, rooms in by_server.items():
         listed = {r.name: r for r in await backends.for_server(server).list_rooms([d.name for d in rooms])}
