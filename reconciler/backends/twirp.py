@@ -176,7 +176,9 @@ class TwirpClient:
         while True:
             left = self.remaining()
             if left <= 0.05:
-                raise DeadlineExceeded(f"deadline reached before {method} could be sent")
+                # Name the cause when an attempt already failed: the deadline ran out between retries.
+                last = f"; last: {last_error}" if last_error is not None else ""
+                raise DeadlineExceeded(f"deadline reached before {method} could be sent{last}")
             # One bound for the whole attempt (connect, send, a body that trickles in), never past the deadline.
             budget = min(self.timeout, left)
             headers = {

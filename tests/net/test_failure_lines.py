@@ -44,8 +44,9 @@ def run(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytes
     monkeypatch.setenv("LIVEKIT_URL", url)
     monkeypatch.setenv("LIVEKIT_API_KEY", "devkey")
     monkeypatch.setenv("LIVEKIT_API_SECRET", secret)
-    # A short deadline keeps the retries of refused/DNS/timeout from costing the suite seconds.
-    code = main(["diff", "-vv", "--timeout", "0.5", "--deadline", "1.5", *extra, str(manifest)])
+    # A short deadline keeps the retries of refused/DNS/timeout from costing the suite seconds (2.5 s:
+    # with 1.5 s a loaded machine could spend it all before the first retry was sent).
+    code = main(["diff", "-vv", "--timeout", "0.5", "--deadline", "2.5", *extra, str(manifest)])
     out = capsys.readouterr()
     text = out.out + out.err
     assert PASSWORD not in text, "URL userinfo leaked into the output"
