@@ -3,7 +3,6 @@ the official `livekit-api` SDK."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -16,21 +15,13 @@ import jwt
 from livekit import api
 
 from tests.support.cli import roomctl
+from tests.support.sdk import sdk
 from tests.support.server import SandboxServer
 from tests.support.tokens import mint
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-def sdk(sandbox: SandboxServer, work: Any) -> Any:
-    async def run() -> Any:
-        client = api.LiveKitAPI(sandbox.url, "devkey", "secret", failover=False)
-        try:
-            return await work(client)
-        finally:
-            await client.aclose()
-
-    return asyncio.run(run())
 
 
 def write(path: Path, text: str) -> Path:

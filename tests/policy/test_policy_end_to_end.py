@@ -4,7 +4,6 @@ independent reader of the result."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import jwt
 from livekit import api
 
 from tests.support.cli import roomctl
+from tests.support.sdk import sdk
 from tests.support.server import SandboxServer
 from tests.support.tokens import mint
 
@@ -118,15 +118,6 @@ def test_policy_fixes_exactly_the_out_of_policy_participants(sandbox: SandboxSer
         assert all(p.permission.can_publish_data for p in seen[untouched])
 
 
-def sdk(sandbox: SandboxServer, work: Any) -> Any:
-    async def run() -> Any:
-        client = api.LiveKitAPI(sandbox.url, "devkey", "secret", failover=False)
-        try:
-            return await work(client)
-        finally:
-            await client.aclose()
-
-    return asyncio.run(run())
 
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "support-fleet.yaml"
