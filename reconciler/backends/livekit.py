@@ -49,7 +49,7 @@ class LiveKitBackend:
         concurrency: int = DEFAULT_CONCURRENCY,
         on_call: CallObserver | None = None,
         deadline: float | None = None,
-        verify: ssl.SSLContext | None = None,
+        verify: ssl.SSLContext | bool | None = None,
     ) -> None:
         self.concurrency = concurrency
         self.tokens = TokenSource(api_key, api_secret)

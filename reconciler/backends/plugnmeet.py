@@ -56,7 +56,7 @@ def _business_error(method: str, reply: dict[str, Any]) -> BackendError:
 class PlugNmeetBackend:
     def __init__(self, url: str, api_key: str, api_secret: str, *,
                  transport: httpx.AsyncBaseTransport | None = None, timeout: float = 30.0,
-                 attempts: int = 4, lock_wait: float = 45.0, verify: ssl.SSLContext | None = None) -> None:
+                 attempts: int = 4, lock_wait: float = 45.0, verify: ssl.SSLContext | bool | None = None) -> None:
         self.url = parse_server_url(url).base  # userinfo removed: safe to print
         self.timeout = timeout
         self.api_key = api_key

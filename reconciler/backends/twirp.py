@@ -128,7 +128,7 @@ class TwirpClient:
         max_connections: int = 32,
         on_call: CallObserver | None = None,
         deadline: float | None = None,
-        verify: ssl.SSLContext | None = None,
+        verify: ssl.SSLContext | bool | None = None,
     ) -> None:
         self.on_call = on_call
         self.server = parse_server_url(base_url)

@@ -109,7 +109,7 @@ def bind_listen(host: str, port: int, flag: str) -> socket.socket:
     return sock
 
 
-def tls_settings(args: argparse.Namespace) -> ssl.SSLContext:
+def tls_settings(args: argparse.Namespace) -> ssl.SSLContext | bool:
     insecure = bool(getattr(args, "insecure_skip_tls_verify", False))
     if insecure:
         print("roomctl: warning: TLS certificate verification is OFF (--insecure-skip-tls-verify): anyone on the path "

@@ -12,7 +12,6 @@ import os
 import re
 import sys
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any, NoReturn
 
 from . import apply, completion, crds, delete, diff, export, operator, sandbox, schema, serve, token, validate
@@ -89,10 +88,24 @@ class Parser(argparse.ArgumentParser):
 
 
 def roomctl_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # ~20 ms of imports: only when asked
+
     try:
         return version("roomctl")
     except PackageNotFoundError:  # run from a source tree that was never installed
         return "unknown"
+
+
+class _VersionAction(argparse.Action):
+    """--version, with the version looked up only when it is asked for (not on every run)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> NoReturn:
+        print(f"roomctl {roomctl_version()}")
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("-q", "--quiet", action="store_true", help="only errors (no progress line)")
     common.add_argument("--no-color", action="store_true", help="no colour even on a terminal (also: env NO_COLOR)")
     parser = Parser(prog="roomctl", description="Make LiveKit rooms match your manifests.")
-    parser.add_argument("--version", action="version", version=f"roomctl {roomctl_version()}")
+    parser.add_argument("--version", action=_VersionAction, help="show roomctl's version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS:
         module.register(sub, common)

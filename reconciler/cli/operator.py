@@ -74,6 +74,9 @@ def run(args: argparse.Namespace) -> int:
         webhook_queue_size=args.webhook_queue_size,
     )
     from ..operator.kubelog import readable_kopf_retries
+    from .entry import long_running
+
+    long_running()  # a controller runs for weeks: CPython's own garbage collection (cli/entry.py)
 
     with contextlib.suppress(KeyboardInterrupt), readable_kopf_retries():
         asyncio.run(run_operator(config))

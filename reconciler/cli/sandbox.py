@@ -120,6 +120,9 @@ def run_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
+    from .entry import long_running
+
+    long_running()  # a server: CPython's own garbage collection (cli/entry.py)
     with listening:
         server.run(sockets=[listening])
     return 0

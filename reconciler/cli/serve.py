@@ -106,6 +106,7 @@ async def _enforce(args: argparse.Namespace, inputs: Inputs, interval: float, li
 
     from ..serve import Enforcer
     from ..webhook.app import QuietServer, WebhookApp
+    from .entry import long_running
 
     def report(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
@@ -117,6 +118,7 @@ async def _enforce(args: argparse.Namespace, inputs: Inputs, interval: float, li
                             queue_capacity=args.queue_size)
         enforcer.inputs = inputs
         enforcer.metrics.manifests_valid.set(1)
+        long_running()  # from here on a server: CPython's own garbage collection (cli/entry.py)
         app = WebhookApp(enforcer.receiver, ready=lambda: enforcer.ready, registry=enforcer.registry)
         # Keep-alive longer than uvicorn's 5 s: LiveKit's Go client reuses connections for up to 90 s,
         # and a connection closed under it costs a retry (1 s) of that webhook.
