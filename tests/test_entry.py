@@ -28,6 +28,22 @@ seen["rc"] = entry.main()
 print(json.dumps(seen))
 """
 
+BATCH = """
+import gc, json
+import reconciler.cli.main as cli
+from reconciler.cli import entry
+cli.main = lambda: 3
+rc = entry.main()
+print(json.dumps([rc, gc.get_threshold(), gc.get_freeze_count()]))
+"""
+
+
+def test_a_batch_run_ends_with_everything_frozen() -> None:
+    """Shutdown's final collection would only rescan what the exit frees anyway."""
+    out = subprocess.run([sys.executable, "-c", BATCH], capture_output=True, text=True, check=True, timeout=60)
+    rc, thresholds, frozen = json.loads(out.stdout)
+    assert rc == 3 and thresholds == list(BATCH_THRESHOLDS) and frozen > 10_000
+
 
 def test_batch_thresholds_then_defaults_for_servers() -> None:
     out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True, timeout=60)
