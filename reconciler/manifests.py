@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 import hashlib
 import json
 import os
@@ -12,7 +13,7 @@ import stat
 import sys
 import types
 import typing
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
@@ -366,7 +367,8 @@ def _list_items(doc: YamlDocument) -> list[YamlDocument]:
     for i, item in enumerate(data["items"]):
         prefix = ("items", i)
         positions = {p[2:]: at for p, at in doc.positions.items() if p[:2] == prefix}
-        items.append(YamlDocument(item, doc.position(prefix)[0], positions))
+        root = doc.position(prefix)
+        items.append(YamlDocument(item, root[0], positions, root=root))
     return items
 
 
@@ -380,6 +382,10 @@ def _name_position(doc: YamlDocument) -> tuple[int, int]:
         if path in doc.positions:
             return doc.positions[path]
     return doc.position(())
+
+
+def _policy_name_position(doc: YamlDocument) -> tuple[int, int]:
+    return doc.position(("metadata", "name"))
 
 
 _BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"),
@@ -426,9 +432,10 @@ def load_inputs(paths: Iterable[str]) -> Inputs:
     All or nothing: a file or folder that cannot be read, decoded, parsed or validated fails the
     whole load, so no run ever acts (or prunes) on a partial view of the manifests."""
     issues: list[Issue] = []
-    rooms: list[tuple[DesiredRoom, tuple[int, int]]] = []
-    pnm_rooms: list[tuple[DesiredPnmRoom, tuple[int, int]]] = []
-    policies: list[tuple[DesiredPolicy, tuple[int, int]]] = []
+    # Each with where its name is written, worked out only for a duplicate (positions are lazy).
+    rooms: list[tuple[DesiredRoom, Callable[[], tuple[int, int]]]] = []
+    pnm_rooms: list[tuple[DesiredPnmRoom, Callable[[], tuple[int, int]]]] = []
+    policies: list[tuple[DesiredPolicy, Callable[[], tuple[int, int]]]] = []
     foreign: list[Foreign] = []
     digests: dict[str, str] = {}
     given = list(paths)
@@ -453,23 +460,26 @@ def load_inputs(paths: Iterable[str]) -> Inputs:
             manifest, doc_issues = _parse_document(file, doc)
             issues.extend(doc_issues)
             if isinstance(manifest, RoomManifest):
-                rooms.append((DesiredRoom(manifest, file, doc.line), _name_position(doc)))
+                rooms.append((DesiredRoom(manifest, file, doc.line), functools.partial(_name_position, doc)))
             elif isinstance(manifest, PlugNmeetRoomManifest):
-                pnm_rooms.append((DesiredPnmRoom(manifest, file, doc.line), _name_position(doc)))
+                pnm_rooms.append((DesiredPnmRoom(manifest, file, doc.line), functools.partial(_name_position, doc)))
             elif isinstance(manifest, RoomPolicyManifest):
-                policies.append((DesiredPolicy(manifest, file, doc.line), doc.position(("metadata", "name"))))
+                policies.append((DesiredPolicy(manifest, file, doc.line),
+                                 functools.partial(_policy_name_position, doc)))
             elif isinstance(manifest, Foreign):
                 foreign.append(manifest)
     if not inputs and not foreign:
         where = ", ".join(given) if given else "the command line"
         issues.append(Issue(where, 0, 0, "", "no manifest files given (no *.yaml or *.yml found)"))
-    groups: tuple[tuple[Sequence[tuple[DesiredRoom | DesiredPnmRoom | DesiredPolicy, tuple[int, int]]], str], ...] = (
+    groups: tuple[tuple[Sequence[tuple[DesiredRoom | DesiredPnmRoom | DesiredPolicy,
+                                       Callable[[], tuple[int, int]]]], str], ...] = (
         (rooms, "room"), (pnm_rooms, "room"), (policies, "RoomPolicy"))
     for group, noun in groups:
         seen: dict[str, DesiredRoom | DesiredPnmRoom | DesiredPolicy] = {}
-        for item, (line, column) in group:
+        for item, name_at in group:
             first = seen.setdefault(item.name, item)
             if first is not item:
+                line, column = name_at()
                 issues.append(Issue(item.file, line, column, "",
                                     f"{noun} {item.name!r} is already declared at {first.source}"))
     if issues:

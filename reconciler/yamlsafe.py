@@ -10,8 +10,10 @@ Flux) reads differently.
 
 from __future__ import annotations
 
+import functools
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -60,13 +62,7 @@ Path = tuple[str | int, ...]
 _SCALARS: dict[tuple[str | None, str, str | None, tuple[bool, bool]], Any] = {}
 _RESOLVED: dict[tuple[str, tuple[bool, bool]], str] = {}
 _CACHE_LIMIT = 100_000
-# Tuples, not `A | B`: a union in isinstance() is built anew on every call of this per-event loop.
-_ENDS = (MappingEndEvent, SequenceEndEvent)
-_STARTS = (MappingStartEvent, SequenceStartEvent)
-
-
-def _utf8_size(text: str) -> int:
-    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+_MISSING = object()
 
 
 class YamlError(Exception):
@@ -77,21 +73,44 @@ class YamlError(Exception):
         self.message = message
 
 
-@dataclass
 class YamlDocument:
-    data: Any
-    line: int
-    # path -> (line, column), 1-based; a mapping value is located at its key.
-    positions: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    """One document's data, the line it starts at and, on demand, where each value is written.
+
+    `positions` (path -> (line, column), 1-based; a mapping value is located at its key) is worked
+    out only when something asks for it: an error message, a `kind: List`. A run over valid files
+    never needs it, and keeping a position for each of 10,000 rooms' values cost about a third of
+    the parse (bench/RESULTS.md). It comes from parsing the file again with positions kept: the same
+    builder, the same checks, so the same documents in the same order."""
+
+    __slots__ = ("_locate", "_positions", "data", "line", "root")
+
+    def __init__(self, data: Any, line: int, positions: dict[Path, tuple[int, int]] | None = None,
+                 locate: Callable[[], dict[Path, tuple[int, int]]] | None = None,
+                 root: tuple[int, int] | None = None) -> None:
+        self.data = data
+        self.line = line
+        self._positions = positions
+        self._locate = locate
+        self.root = root if root is not None else (positions or {}).get((), (line, 1))
+
+    @property
+    def positions(self) -> dict[Path, tuple[int, int]]:
+        if self._positions is None:
+            self._positions = self._locate() if self._locate is not None else {}
+            self._locate = None
+        return self._positions
 
     def position(self, path: Path) -> tuple[int, int]:
         """The nearest known position of `path` (falls back to its closest parent)."""
         probe = tuple(path)
+        if not probe:
+            return self.root
+        positions = self.positions
         while probe:
-            if probe in self.positions:
-                return self.positions[probe]
+            if probe in positions:
+                return positions[probe]
             probe = probe[:-1]
-        return self.positions.get((), (self.line, 1))
+        return positions.get((), self.root)
 
 
 def _where(event: Event) -> tuple[int, int]:
@@ -104,29 +123,28 @@ class _Open:
     """A mapping or sequence being built."""
 
     value: dict[str, Any] | list[Any]
-    path: Path
+    path: Path  # only when positions are kept
     anchor: str | None
     mapping: bool
     size: int = 2
     key: str | None = None  # a mapping's pending key, once read
-    key_at: tuple[int, int] = (0, 0)
 
 
 class _Builder:
-    """Events of one stream -> documents. Iterative: depth is bounded by MAX_DEPTH, not the stack."""
+    """Events of one stream -> documents. Iterative: depth is bounded by MAX_DEPTH, not the stack.
+    `track`: keep every value's position (for error messages; see YamlDocument)."""
 
-    def __init__(self, loader: Any) -> None:
+    def __init__(self, loader: Any, track: bool = False) -> None:
         self.loader = loader  # PyYAML's loader methods are untyped
+        self.track = track
         self.constructor = yaml.constructor.SafeConstructor()
         self.anchors: dict[str, tuple[Any, int]] = {}
         self.expanded = 0  # bytes of everything built so far, each alias counted at its full size
 
-    def _grow(self, size: int, event: Event) -> None:
-        self.expanded += size
-        if self.expanded > MAX_EXPANDED_BYTES:
-            line, column = _where(event)
-            raise YamlError(line, column, f"the file expands to more than {MAX_EXPANDED_BYTES // (1024 * 1024)} MiB "
-                                          "of data (YAML aliases?)")
+    def _too_big(self, event: Event) -> YamlError:
+        line, column = _where(event)
+        return YamlError(line, column, f"the file expands to more than {MAX_EXPANDED_BYTES // (1024 * 1024)} MiB "
+                                       "of data (YAML aliases?)")
 
     def _resolve(self, value: str, implicit: tuple[bool, bool]) -> str:
         key = (value, implicit)
@@ -142,12 +160,12 @@ class _Builder:
         # Manifests repeat their keys and many values: a scalar already built is reused (they are
         # immutable), which made this loop ~3x cheaper for 10,000 Rooms (bench/RESULTS.md).
         key = (event.tag, event.value, event.style, event.implicit)
-        if key in _SCALARS:
-            return _SCALARS[key]
-        value = self._build_scalar(event)
-        if len(_SCALARS) > _CACHE_LIMIT:
-            _SCALARS.clear()
-        _SCALARS[key] = value
+        value = _SCALARS.get(key, _MISSING)
+        if value is _MISSING:
+            value = self._build_scalar(event)
+            if len(_SCALARS) > _CACHE_LIMIT:
+                _SCALARS.clear()
+            _SCALARS[key] = value
         return value
 
     def _build_scalar(self, event: ScalarEvent) -> Any:
@@ -180,62 +198,78 @@ class _Builder:
         node = ScalarNode(tag, event.value, None, None, event.style)
         return self.constructor.construct_object(node, deep=True)
 
-    def document(self, start: DocumentStartEvent) -> YamlDocument | None:
-        """Build one document; the stream is positioned after its DocumentStartEvent."""
+    def document(self, start: DocumentStartEvent) -> tuple[Any, tuple[int, int], dict[Path, tuple[int, int]]] | None:
+        """Build one document: (data, root position, positions if tracked); None for an empty one.
+        The stream is positioned after its DocumentStartEvent. The loop runs once per YAML event
+        (23 for a small Room): exact type tests, the size check inlined, positions only if tracked."""
+        track = self.track
         positions: dict[Path, tuple[int, int]] = {}
         stack: list[_Open] = []
         root: Any = None
-        root_line = _where(start)[0]
-        have_root = False
-        self.anchors = {}
+        root_at: tuple[int, int] | None = None
+        get_event = self.loader.get_event
+        anchors: dict[str, tuple[Any, int]] = {}
+        self.anchors = anchors
         while True:
-            event = self.loader.get_event()
-            if isinstance(event, DocumentEndEvent):
+            event = get_event()
+            kind = type(event)
+            if kind is DocumentEndEvent:
                 break
-            if isinstance(event, _ENDS):
+            if kind is MappingEndEvent or kind is SequenceEndEvent:
                 done = stack.pop()
                 if done.anchor:
-                    self.anchors[done.anchor] = (done.value, done.size)
+                    anchors[done.anchor] = (done.value, done.size)
                 value, size = done.value, done.size
             else:
                 parent = stack[-1] if stack else None
                 if parent is not None and parent.mapping and parent.key is None:
                     self._key(parent, event, positions)
                     continue
-                path = self._child_path(parent)
-                line, column = _where(event)
-                if isinstance(event, AliasEvent):
-                    if event.anchor not in self.anchors:
-                        raise YamlError(line, column, f"unknown alias *{event.anchor}")
-                    value, size = self.anchors[event.anchor]
-                    self._grow(size, event)
-                    positions.setdefault(path, (line, column))
-                elif isinstance(event, ScalarEvent):
+                if kind is ScalarEvent:
                     value = self._scalar(event)
-                    size = _utf8_size(event.value) + 2
-                    self._grow(size, event)
-                    positions.setdefault(path, (line, column))
+                    text = event.value
+                    size = (len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))) + 2
+                    self.expanded += size
+                    if self.expanded > MAX_EXPANDED_BYTES:
+                        raise self._too_big(event)
                     if event.anchor:
-                        self.anchors[event.anchor] = (value, size)
-                elif isinstance(event, _STARTS):
-                    mapping = isinstance(event, MappingStartEvent)
+                        anchors[event.anchor] = (value, size)
+                elif kind is MappingStartEvent or kind is SequenceStartEvent:
+                    mapping = kind is MappingStartEvent
                     tag = event.tag
-                    if tag not in (None, "!", _MAP if mapping else _SEQ):
+                    if tag is not None and tag != "!" and tag != (_MAP if mapping else _SEQ):
+                        line, column = _where(event)
                         raise YamlError(line, column, f"unsupported YAML tag {tag}")
                     if len(stack) >= MAX_DEPTH:
+                        line, column = _where(event)
                         raise YamlError(line, column, f"nested more than {MAX_DEPTH} levels deep")
-                    self._grow(2, event)
-                    positions.setdefault(path, (line, column))
+                    self.expanded += 2
+                    if self.expanded > MAX_EXPANDED_BYTES:
+                        raise self._too_big(event)
+                    path: Path = ()
+                    if track:
+                        path = self._child_path(parent)
+                        positions.setdefault(path, _where(event))
+                    if root_at is None:
+                        root_at = _where(event)
                     stack.append(_Open({} if mapping else [], path, event.anchor, mapping))
-                    if not have_root:
-                        root_line = line
-                        have_root = True
                     continue
+                elif kind is AliasEvent:
+                    found = anchors.get(event.anchor)
+                    if found is None:
+                        line, column = _where(event)
+                        raise YamlError(line, column, f"unknown alias *{event.anchor}")
+                    value, size = found
+                    self.expanded += size
+                    if self.expanded > MAX_EXPANDED_BYTES:
+                        raise self._too_big(event)
                 else:
-                    raise YamlError(line, column, f"unexpected YAML event {type(event).__name__}")
-                if not have_root:
-                    root_line = line
-                    have_root = True
+                    line, column = _where(event)
+                    raise YamlError(line, column, f"unexpected YAML event {kind.__name__}")
+                if track:
+                    positions.setdefault(self._child_path(parent), _where(event))
+                if root_at is None:
+                    root_at = _where(event)
             if not stack:
                 root = value
                 continue
@@ -246,9 +280,9 @@ class _Builder:
                 parent.key = None
             else:
                 parent.value.append(value)  # type: ignore[union-attr]
-        if root is None or not have_root:
+        if root is None or root_at is None:
             return None  # an empty document (a lone `---`, only comments, or null): nothing declared
-        return YamlDocument(root, root_line, positions)
+        return root, root_at, positions
 
     @staticmethod
     def _child_path(parent: _Open | None) -> Path:
@@ -260,20 +294,27 @@ class _Builder:
         return (*parent.path, len(parent.value))
 
     def _key(self, parent: _Open, event: Event, positions: dict[Path, tuple[int, int]]) -> None:
-        line, column = _where(event)
-        if not isinstance(event, ScalarEvent):
+        if type(event) is not ScalarEvent:
+            line, column = _where(event)
             raise YamlError(line, column, "only plain scalar keys are supported (no aliases or collections as keys)")
+        assert isinstance(event, ScalarEvent)
+        text = event.value
         tag = event.tag
-        if (tag is None or tag == "!") and self._resolve(event.value, event.implicit) == _MERGE:
+        # Only `<<` resolves to a merge key (PyYAML's resolver: ^(?:<<)$).
+        if text == "<<" and (tag is None or tag == "!") and self._resolve(text, event.implicit) == _MERGE:
+            line, column = _where(event)
             raise YamlError(line, column, "merge keys (<<) are not supported")
         raw = self._scalar(event)
-        key = raw if isinstance(raw, str) else str(raw)
+        key = raw if type(raw) is str else str(raw)
         if key in parent.value:
+            line, column = _where(event)
             raise YamlError(line, column, f"duplicate key {key!r}")
-        self._grow(_utf8_size(event.value) + 3, event)
+        self.expanded += (len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))) + 3
+        if self.expanded > MAX_EXPANDED_BYTES:
+            raise self._too_big(event)
         parent.key = key
-        parent.key_at = (line, column)
-        positions[(*parent.path, key)] = (line, column)
+        if self.track:
+            positions[(*parent.path, key)] = _where(event)
 
 
 _CONTEXT_AT_OPENING = ("while parsing a flow sequence", "while parsing a flow mapping",
@@ -314,11 +355,10 @@ def _yaml_error(exc: yaml.YAMLError, text: str) -> YamlError:
     return YamlError(1, 1, f"invalid YAML: {exc}")
 
 
-def load_documents(text: str) -> list[YamlDocument]:
-    """Every non-empty document of a YAML stream (empty ones, e.g. a leading `---`, are skipped)."""
-    documents: list[YamlDocument] = []
+def _parse(text: str, track: bool) -> list[tuple[Any, tuple[int, int], dict[Path, tuple[int, int]]]]:
+    found: list[tuple[Any, tuple[int, int], dict[Path, tuple[int, int]]]] = []
     loader: Any = Loader(text)
-    builder = _Builder(loader)
+    builder = _Builder(loader, track)
     try:
         while True:
             event = loader.get_event()
@@ -329,12 +369,33 @@ def load_documents(text: str) -> list[YamlDocument]:
             if isinstance(event, DocumentStartEvent):
                 doc = builder.document(event)
                 if doc is not None:
-                    documents.append(doc)
+                    found.append(doc)
     except yaml.YAMLError as exc:
         raise _yaml_error(exc, text) from None
     finally:
         loader.dispose()
-    return documents
+    return found
+
+
+class _Positions:
+    """Every document's positions in one file, worked out together the first time one is asked for."""
+
+    def __init__(self, text: str) -> None:
+        self.text: str | None = text
+        self.found: list[dict[Path, tuple[int, int]]] = []
+
+    def of(self, index: int) -> dict[Path, tuple[int, int]]:
+        if self.text is not None:
+            self.found = [positions for _, _, positions in _parse(self.text, track=True)]
+            self.text = None
+        return self.found[index]
+
+
+def load_documents(text: str) -> list[YamlDocument]:
+    """Every non-empty document of a YAML stream (empty ones, e.g. a leading `---`, are skipped)."""
+    located = _Positions(text)
+    return [YamlDocument(data, root[0], locate=functools.partial(located.of, index), root=root)
+            for index, (data, root, _) in enumerate(_parse(text, track=False))]
 
 
 def dump(data: Any) -> str:
