@@ -20,22 +20,18 @@ overloads a slow or rate-limited one. The limiter adapts, TCP-style, within the 
   from then on paces request starts at that rate, probing 5 % higher each second without a refusal:
   pacing rather than bursting into the limit and waiting it out again.
 
-It sits in the transport (`LimitedTransport`), below the Twirp client's retry loop: every attempt,
-first or retry, waits its turn; the retry loop still decides what is retried.
+It sits in the HTTP client (`transport.HttpClient`), below the Twirp client's retry loop: every
+attempt, first or retry, waits its turn; the retry loop still decides what is retried.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import httpx
 
 log = logging.getLogger("roomctl.limiter")
 
@@ -100,6 +96,14 @@ class AdaptiveLimiter:
         self.minimum = max(1, min(floor, self.ceiling))
         self.limit = max(self.limit, float(self.minimum))
         self._admit()
+
+    def log_stats(self) -> None:
+        """The -v line at the end of a run: how far the limit went, refusals and pauses."""
+        stats = self.stats
+        if stats.peak_in_flight:
+            paced = f", paced at {stats.paced_rate:.1f}/s" if stats.paced_rate else ""
+            log.info("requests in flight peaked at %d (limit %d of %d); %d refused, %.1f s paused%s",
+                     stats.peak_in_flight, stats.peak_limit, self.ceiling, stats.refused, stats.paused_seconds, paced)
 
     # ---- admission ----------------------------------------------------------------------------
     async def acquire(self) -> float:
@@ -231,57 +235,12 @@ class AdaptiveLimiter:
             self._paused_until = until
 
 
-def retry_after_seconds(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """Retry-After in seconds (`headers` look up case-insensitively); None when absent or a date."""
+    value = headers.get("retry-after")
     if value is None:
         return None
     try:
         return max(0.0, float(value))
     except ValueError:
         return None  # an HTTP date: rare for APIs; the retry policy's backoff applies
-
-
-_TIMEOUT = "roomctl.attempt_timeout"
-_DEADLINE = "roomctl.deadline"
-
-
-def attempt_bound(timeout: float, deadline: float | None = None) -> dict[str, Any]:
-    """httpx request extensions: the whole attempt may take `timeout` seconds once admitted, and never
-    run past `deadline` (a time.monotonic() instant). Expiry raises TimeoutError."""
-    return {_TIMEOUT: timeout, _DEADLINE: deadline}
-
-
-class LimitedTransport(httpx.AsyncBaseTransport):
-    """An httpx transport that admits each request through an AdaptiveLimiter, then bounds it by
-    the request's attempt_bound() (if any): the time spent waiting to be admitted is not counted."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport, limiter: AdaptiveLimiter) -> None:
-        self.inner = inner
-        self.limiter = limiter
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        started = await self.limiter.acquire()
-        timeout: float | None = request.extensions.get(_TIMEOUT)
-        deadline: float | None = request.extensions.get(_DEADLINE)
-        if deadline is not None:
-            timeout = min(math.inf if timeout is None else timeout, deadline - time.monotonic())
-        try:
-            if timeout is None:
-                response = await self.inner.handle_async_request(request)
-            else:
-                async with asyncio.timeout(max(0.0, timeout)):
-                    response = await self.inner.handle_async_request(request)
-        except BaseException:
-            self.limiter.release(started, None)
-            raise
-        self.limiter.release(started, response.status_code, retry_after_seconds(response))
-        return response
-
-    async def aclose(self) -> None:
-        stats = self.limiter.stats
-        if stats.peak_in_flight:
-            paced = f", paced at {stats.paced_rate:.1f}/s" if stats.paced_rate else ""
-            log.info("requests in flight peaked at %d (limit %d of %d); %d refused, %.1f s paused%s",
-                     stats.peak_in_flight, stats.peak_limit, self.limiter.ceiling, stats.refused,
-                     stats.paused_seconds, paced)
-        await self.inner.aclose()

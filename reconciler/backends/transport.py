@@ -1,12 +1,14 @@
-"""The HTTP transport under every real-server client: httpx's API over aiohttp's connection pool.
+"""The HTTP layer under every real-server client: aiohttp's connection pool, with httpx's API where
+a client wants it (plugNmeet, webhooks) and a leaner one for the Twirp client (`HttpClient`).
 
 Why (bench/RESULTS.md, "Profile"): httpx's default transport (httpcore) cost 1.1-3.4 ms of CPU per
 request on the benchmark machine, mostly pool bookkeeping (`_assign_requests_to_connections` polls
 every connection's socket on each request) and a failed `import sniffio` per lock. The
 `httpx-aiohttp` package's transport brings that to ~0.55 ms; this one, which reads the whole
 (small, JSON) Twirp body at once instead of streaming it through an async generator, to ~0.27 ms,
-next to plain aiohttp's ~0.14 ms. Callers keep the httpx API, and the embedded sandbox still plugs
-in as an httpx transport of its own.
+next to plain aiohttp's ~0.14 ms. `HttpClient` then hands aiohttp plain (url, headers, body) and
+reads a `Reply`: no httpx Request/Response (URL parsing, header normalisation, stream wrappers),
+~0.23 -> ~0.15 ms (bench/RESULTS.md). Any httpx transport still plugs in (the embedded sandbox's).
 
 Errors keep their phase: a failure while connecting (refused, DNS, TLS handshake, connect timeout)
 is an httpx connect error — nothing reached the server; one after the request went out (reset,
@@ -18,14 +20,19 @@ The aiohttp exception stays the `__cause__`, so the OS error underneath can stil
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import ssl
+import time
 import urllib.request
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 import httpx
+
+from .limiter import REFUSED, AdaptiveLimiter, retry_after_seconds
 
 KEEPALIVE_SECONDS = 30.0
 USER_AGENT = "roomctl"
@@ -60,8 +67,41 @@ def env_proxy(url: str) -> str | None:
     return proxy
 
 
+class Reply:
+    """An HTTP answer read whole: what the Twirp client reads of it, under httpx.Response's names.
+    `headers` look up case-insensitively (aiohttp's or httpx's own)."""
+
+    __slots__ = ("content", "headers", "http_version", "status_code", "url")
+
+    def __init__(self, status_code: int, headers: Mapping[str, str], content: bytes, url: str,
+                 http_version: str = "HTTP/1.1") -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+        self.url = url
+        self.http_version = http_version
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+    @property
+    def path(self) -> str:
+        return urlsplit(self.url).path
+
+    @property
+    def reason_phrase(self) -> str:
+        return httpx.codes.get_reason_phrase(self.status_code)
+
+
+# POST url, headers, body -> the whole answer (HttpClient's view of a transport).
+Send = Callable[[str, dict[str, str], bytes], Awaitable[Reply]]
+
+
 class AiohttpTransport(httpx.AsyncBaseTransport):
-    """One aiohttp session (created on first use, inside the running loop) behind httpx."""
+    """One aiohttp session (created on first use, inside the running loop), usable two ways: as an
+    httpx transport (plugNmeet, webhooks: httpx.AsyncClient), and through `sender()`, which takes
+    plain (url, headers, body) and gives a Reply, with no httpx Request or Response built: those
+    and their URL parsing were a third of the Twirp client's CPU a request (bench/RESULTS.md)."""
 
     def __init__(self, *, verify: ssl.SSLContext | bool = True, max_connections: int = 32,
                  proxy: str | None = None) -> None:
@@ -71,8 +111,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self.session: aiohttp.ClientSession | None = None
         self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
 
-    def _timeout(self, request: httpx.Request) -> aiohttp.ClientTimeout:
-        given = request.extensions.get("timeout", {})
+    def _timeout(self, given: dict[str, float | None]) -> aiohttp.ClientTimeout:
         key = (given.get("connect"), given.get("read"), given.get("pool"))
         timeout = self._timeouts.get(key)
         if timeout is None:
@@ -81,21 +120,39 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             self._timeouts[key] = timeout
         return timeout
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    def _session(self) -> aiohttp.ClientSession:
         if self.session is None:
             connector = aiohttp.TCPConnector(limit=self.max_connections, ssl=self.ssl,
                                              keepalive_timeout=KEEPALIVE_SECONDS)
-            # No cookies (LiveKit sets none) and no default headers: httpx already sent its own.
+            # No cookies (LiveKit sets none) and no default headers: callers send their own.
             self.session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
                                                  skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"))
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+        return self.session
+
+    async def _post(self, url: str, headers: Mapping[str, str] | list[tuple[str, str]], content: bytes | None,
+                    timeout: aiohttp.ClientTimeout, method: str = "POST") -> tuple[aiohttp.ClientResponse, bytes]:
         try:
-            async with self.session.request(request.method, str(request.url), data=request.content or None,
-                                            headers=headers, allow_redirects=False, auto_decompress=False,
-                                            timeout=self._timeout(request), proxy=self.proxy) as response:
-                body = await response.read()
+            async with self._session().request(method, url, data=content, headers=headers,
+                                               allow_redirects=False, auto_decompress=False, timeout=timeout,
+                                               proxy=self.proxy) as response:
+                return response, await response.read()
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise mapped_error(exc, request) from exc
+            raise mapped_error(exc, httpx.Request(method, url)) from exc
+
+    def sender(self, timeout: httpx.Timeout) -> Send:
+        """POST with these timeouts: (url, headers, body) -> Reply."""
+        bound = self._timeout(timeout.as_dict())
+
+        async def send(url: str, headers: dict[str, str], content: bytes) -> Reply:
+            response, body = await self._post(url, headers, content, bound)
+            return Reply(response.status, response.headers, body, url)
+
+        return send
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+        response, body = await self._post(str(request.url), headers, request.content or None,
+                                          self._timeout(request.extensions.get("timeout", {})), request.method)
         return httpx.Response(response.status, headers=response.raw_headers, content=body, request=request,
                               extensions={"http_version": b"HTTP/1.1"})
 
@@ -110,31 +167,67 @@ def http_transport(url: str, *, max_connections: int, verify: ssl.SSLContext | b
     return AiohttpTransport(verify=verify, max_connections=max_connections, proxy=env_proxy(url))
 
 
-class HttpClient:
-    """The slice of httpx.AsyncClient the Twirp client uses (`post`, `aclose`), handing httpx
-    Requests straight to the transport. Skipping AsyncClient's per-request machinery (URL merging,
-    cookie jar, auth and redirect flows, event hooks) saves ~0.1 ms of CPU a request, a third of the
-    HTTP path (bench/RESULTS.md). Requests and responses are still httpx's, and any httpx transport
-    plugs in (the embedded sandbox's included)."""
+def httpx_sender(transport: httpx.AsyncBaseTransport, timeout: httpx.Timeout) -> Send:
+    """Any other httpx transport (the embedded sandbox's, a test's) behind the same (url, headers, body)."""
+    extensions = {"timeout": timeout.as_dict()}
 
-    def __init__(self, transport: httpx.AsyncBaseTransport, timeout: httpx.Timeout) -> None:
-        self.transport = transport
-        self.timeout = timeout.as_dict()
-
-    async def post(self, url: str, *, content: bytes, headers: dict[str, str],
-                   extensions: dict[str, Any] | None = None) -> httpx.Response:
-        request = httpx.Request("POST", url, content=content, headers={"User-Agent": USER_AGENT, **headers},
-                                extensions={"timeout": self.timeout, **(extensions or {})})
-        response = await self.transport.handle_async_request(request)
+    async def send(url: str, headers: dict[str, str], content: bytes) -> Reply:
+        request = httpx.Request("POST", url, content=content, headers=headers, extensions=extensions)
+        response = await transport.handle_async_request(request)
         try:
             await response.aread()
         finally:
             await response.aclose()
+        return Reply(response.status_code, response.headers, response.content, url, response.http_version)
+
+    return send
+
+
+class HttpClient:
+    """What the Twirp client needs of an HTTP client: `post` a body, get the whole answer, through
+    an AdaptiveLimiter (backends/limiter.py) when given one, each attempt bounded once admitted.
+    Neither httpx.AsyncClient (URL merging, cookie jar, auth and redirect flows, event hooks: ~0.1 ms
+    of CPU a request) nor, over aiohttp, httpx Requests and Responses at all. Any httpx transport
+    still plugs in (the embedded sandbox's included)."""
+
+    def __init__(self, transport: httpx.AsyncBaseTransport, timeout: httpx.Timeout,
+                 limiter: AdaptiveLimiter | None = None) -> None:
+        self.transport = transport
+        self.limiter = limiter
+        self._send = (transport.sender(timeout) if isinstance(transport, AiohttpTransport)
+                      else httpx_sender(transport, timeout))
+
+    async def post(self, url: str, *, content: bytes, headers: dict[str, str], bound: float | None = None,
+                   deadline: float | None = None) -> Reply:
+        """`headers` are sent as given. Once admitted by the limiter the attempt may take `bound`
+        seconds; nothing (the wait for admission included) runs past `deadline`, a time.monotonic()
+        instant. Expiry raises TimeoutError; the time spent waiting for admission is not counted in
+        `bound` (a Retry-After pause or a paced turn is not the server being slow)."""
+        limiter = self.limiter
+        # One timeout scope per attempt: the deadline (if any) while waiting for admission, then
+        # the attempt's own bound, never past the deadline.
+        async with asyncio.timeout(None if deadline is None else deadline - time.monotonic()) as scope:
+            started = 0.0 if limiter is None else await limiter.acquire()
+            try:
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    bound = left if bound is None else min(bound, left)
+                if bound is not None:
+                    scope.reschedule(asyncio.get_running_loop().time() + max(0.0, bound))
+                reply = await self._send(url, headers, content)
+            except BaseException:
+                if limiter is not None:
+                    limiter.release(started, None)
+                raise
+        if limiter is not None:
+            status = reply.status_code
+            limiter.release(started, status, retry_after_seconds(reply.headers) if status in REFUSED else None)
         if _REQUEST_LOG.isEnabledFor(logging.INFO):  # -v: the request log httpx's client would write
-            _REQUEST_LOG.info('HTTP Request: %s %s "%s %d %s"', request.method, request.url, response.http_version,
-                              response.status_code, response.reason_phrase)
-        return response
+            _REQUEST_LOG.info('HTTP Request: POST %s "%s %d %s"', url, reply.http_version, reply.status_code,
+                              reply.reason_phrase)
+        return reply
 
     async def aclose(self) -> None:
+        if self.limiter is not None:
+            self.limiter.log_stats()
         await self.transport.aclose()
-

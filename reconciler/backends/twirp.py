@@ -33,8 +33,8 @@ from .errors import (
     Unavailable,
 )
 from .failures import not_twirp, parse_server_url, tls_verify, transport_failure
-from .limiter import AdaptiveLimiter, LimitedTransport, attempt_bound
-from .transport import HttpClient, http_transport
+from .limiter import AdaptiveLimiter
+from .transport import USER_AGENT, HttpClient, Reply, http_transport
 
 log = logging.getLogger("roomctl.twirp")
 
@@ -53,6 +53,8 @@ ROUTED_TIMEOUT = 5.0
 REQUEST_ID_HEADER = "X-Livekit-Request-Id"
 # Not idempotent: retried only when the request surely never reached the server (livekit-api.md §3.4).
 NOT_IDEMPOTENT = frozenset({"CreateDispatch"})
+# json.dumps with options builds a new encoder on every call.
+_encode = json.JSONEncoder(separators=(",", ":")).encode
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ class RetryPolicy:
         return rng.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
 
 
-def _map_error(response: httpx.Response, server: str) -> BackendError:
+def _map_error(response: Reply, server: str) -> BackendError:
     status = response.status_code
     body: Any = None
     with contextlib.suppress(ValueError):
@@ -86,7 +88,7 @@ def _map_error(response: httpx.Response, server: str) -> BackendError:
         return RateLimited("rate limited (HTTP 429)", retry_after=seconds, code=code, status=status)
     if not is_twirp and status not in (502, 503, 504):
         # Not LiveKit's answer (Twirp errors are always a JSON {code, msg}): a wrong path or host.
-        return not_twirp(server, response.request.url.path, status, response.headers.get("content-type", ""))
+        return not_twirp(server, response.path, status, response.headers.get("content-type", ""))
     text = f"{code or 'http ' + str(status)}: {msg}" if msg else (code or f"HTTP {status} from {server}")
     if code == "not_found" or (status == 404 and code != "bad_route"):
         return NotFound(text, code=code, status=status)
@@ -101,13 +103,13 @@ def _map_error(response: httpx.Response, server: str) -> BackendError:
     return BackendError(text, code=code, status=status)
 
 
-def _json_reply(response: httpx.Response, server: str) -> dict[str, Any]:
+def _json_reply(response: Reply, server: str) -> dict[str, Any]:
     try:
         result = response.json()
     except ValueError:
         result = None
     if not isinstance(result, dict):
-        raise not_twirp(server, response.request.url.path, response.status_code,
+        raise not_twirp(server, response.path, response.status_code,
                         response.headers.get("content-type", ""))
     return result
 
@@ -144,11 +146,11 @@ class TwirpClient:
         self.ssl_context = verify or tls_verify()
         self.limiter = AdaptiveLimiter(max_connections)
         self.client = HttpClient(
-            LimitedTransport(transport or http_transport(self.base_url, max_connections=max_connections,
-                                                         verify=self.ssl_context),
-                             self.limiter),
+            transport or http_transport(self.base_url, max_connections=max_connections, verify=self.ssl_context),
             httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+            self.limiter,
         )
+        self._urls: dict[tuple[str, str], str] = {}
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -168,8 +170,10 @@ class TwirpClient:
 
     async def _call(self, service: str, method: str, body: dict[str, Any], room: str,
                     request_id: str) -> dict[str, Any]:
-        url = f"{self.base_url}/twirp/livekit.{service}/{method}"
-        payload = json.dumps(body, separators=(",", ":")).encode()
+        url = self._urls.get((service, method))
+        if url is None:
+            url = self._urls[service, method] = f"{self.base_url}/twirp/livekit.{service}/{method}"
+        payload = _encode(body).encode()
         server = self.server.display
         attempt = 0
         last_error: BackendError | None = None
@@ -182,6 +186,7 @@ class TwirpClient:
             # One bound for the whole attempt (connect, send, a body that trickles in), never past the deadline.
             budget = min(self.timeout, left)
             headers = {
+                "User-Agent": USER_AGENT,
                 "Content-Type": "application/json",
                 "Authorization": "Bearer " + self.tokens.for_call(method, room),
                 REQUEST_ID_HEADER: request_id,
@@ -196,9 +201,8 @@ class TwirpClient:
                 # The bound starts once the limiter admits the request: waiting for a slot, a
                 # Retry-After pause or a paced turn is not the server being slow (backends/limiter.py).
                 # The run's deadline bounds the wait for admission too.
-                async with asyncio.timeout(None if math.isinf(left) else left):
-                    response = await self.client.post(url, content=payload, headers=headers,
-                                                      extensions=attempt_bound(budget, self.deadline))
+                response = await self.client.post(url, content=payload, headers=headers, bound=budget,
+                                                  deadline=self.deadline)
                 if response.status_code == 200:
                     result = _json_reply(response, server)
                     self._observe(method, started, "ok")

@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from reconciler.auth import TokenSource
-from reconciler.backends.limiter import AdaptiveLimiter, LimitedTransport
+from reconciler.backends.limiter import AdaptiveLimiter
+from reconciler.backends.transport import HttpClient
 from reconciler.backends.twirp import RetryPolicy, TwirpClient
 
 
@@ -63,15 +64,17 @@ class FakeServer(httpx.AsyncBaseTransport):
 
 
 async def drive(server: FakeServer, limiter: AdaptiveLimiter, requests: int, callers: int) -> None:
-    transport = LimitedTransport(server, limiter)
-    async with httpx.AsyncClient(transport=transport) as client:
-        todo = iter(range(requests))
+    client = HttpClient(server, httpx.Timeout(10.0), limiter)
+    todo = iter(range(requests))
 
-        async def caller() -> None:
-            for _ in todo:
-                assert (await client.post("http://server/", content=b"{}")).status_code == 200
+    async def caller() -> None:
+        for _ in todo:
+            assert (await client.post("http://server/", content=b"{}", headers={})).status_code == 200
 
+    try:
         await asyncio.gather(*(caller() for _ in range(callers)))
+    finally:
+        await client.aclose()
 
 
 class Clock:
@@ -170,3 +173,25 @@ async def test_paces_under_a_rate_limit_without_failing(callers: int) -> None:
     # probing upwards; never one refusal per request.
     assert server.refused < 30, server.refused
     assert len(server.starts) - server.refused == 180
+
+
+async def test_an_attempt_cut_by_its_bound_or_the_deadline_gives_its_slot_back() -> None:
+    """One timeout scope per attempt (transport.HttpClient): the deadline bounds the wait for a slot,
+    then the attempt's own bound applies; either way the limiter gets the slot back."""
+    server = FakeServer(latency=5.0)  # never answers in time
+    limiter = AdaptiveLimiter(1)
+    client = HttpClient(server, httpx.Timeout(10.0), limiter)
+    try:
+        holder = asyncio.create_task(client.post("http://server/", content=b"{}", headers={}, bound=0.5))
+        await asyncio.sleep(0.05)
+        assert limiter.in_flight == 1
+        # Queued behind the holder: the deadline ends its wait for admission, before the server saw it.
+        with pytest.raises(TimeoutError):
+            await client.post("http://server/", content=b"{}", headers={}, bound=10.0,
+                              deadline=time.monotonic() + 0.1)
+        assert len(server.starts) == 1 and limiter.in_flight == 1 and not limiter._waiters
+        with pytest.raises(TimeoutError):  # the holder's own 0.5 s bound
+            await holder
+        assert limiter.in_flight == 0
+    finally:
+        await client.aclose()

@@ -134,6 +134,6 @@ async def test_http_client_keeps_the_request_log(sandbox: SandboxServer, caplog:
     finally:
         await http.aclose()
     assert response.status_code == 401
-    assert response.request.url.path == "/twirp/livekit.RoomService/ListRooms"
+    assert response.path == "/twirp/livekit.RoomService/ListRooms"
     assert [r.getMessage() for r in caplog.records] == [
         f'HTTP Request: POST {sandbox.url}/twirp/livekit.RoomService/ListRooms "HTTP/1.1 401 Unauthorized"']
