@@ -5,7 +5,7 @@ Keys are camelCase; LiveKit's snake_case spelling is accepted too. Unknown keys 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -211,10 +211,11 @@ class DesiredRoom:
     manifest: RoomManifest
     file: str
     line: int
+    # The room name, worked out once (a plan reads it several times per room); not part of equality.
+    name: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def name(self) -> str:
-        return self.manifest.room_name
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", self.manifest.room_name)
 
     @property
     def spec(self) -> RoomSpec:

@@ -32,6 +32,7 @@ from .core import (
 from .core import prune_plans as _prune_plans
 from .room import (
     EMPTY_SPEC,
+    NO_GOVERNANCE,
     Governance,
     SourcedAgent,
     SourcedMetadata,
@@ -91,6 +92,11 @@ class Needs:
     dispatches: bool = False
 
 
+NOTHING_MORE = Needs()
+# One instance per answer: asked for every room a ListRooms returned, and frozen.
+_NEEDS = {(p, d): Needs(p, d) for p in (False, True) for d in (False, True)}
+
+
 @dataclass
 class WhatToObserve:
     """What a backend has to fetch so the plan can decide (the backend never reads rules itself).
@@ -118,11 +124,11 @@ class WhatToObserve:
 
     def needs(self, room: str) -> Needs:
         desired = self._by_name.get(room)
-        gov = governance(self.policies, room) if self.policies else Governance()
+        gov = governance(self.policies, room) if self.policies else NO_GOVERNANCE
         if desired is None and (not gov.policies or not self.selection.covers(room, None)):
-            return Needs()
+            return NOTHING_MORE
         spec = desired.spec if desired is not None else EMPTY_SPEC
-        return Needs(needs_participants(spec, gov), needs_dispatches(spec, gov))
+        return _NEEDS[needs_participants(spec, gov), needs_dispatches(spec, gov)]
 
 
 def what_to_observe(desired: Sequence[DesiredRoom], policies: Sequence[DesiredPolicy] = (),
@@ -151,7 +157,7 @@ def plan_live_room(desired: DesiredRoom | None, policies: Sequence[DesiredPolicy
     if desired is None and observed is None:
         return None
     name = desired.name if desired is not None else observed.name  # type: ignore[union-attr]
-    gov = governance(policies, name) if policies else Governance()
+    gov = governance(policies, name) if policies else NO_GOVERNANCE
     if desired is None and not gov.policies:
         return None
     return plan_room(desired, observed, gov)
@@ -169,7 +175,7 @@ def plan_join(desired: DesiredRoom | None, policies: Sequence[DesiredPolicy], ro
               kind: str = "STANDARD") -> Join | None:
     """The rule and room configuration for a participant about to join `room` (`roomctl token`).
     None when no Room declares the room and no RoomPolicy matches it."""
-    gov = governance(policies, room) if policies else Governance()
+    gov = governance(policies, room) if policies else NO_GOVERNANCE
     if desired is None and not gov.policies:
         return None
     return Join(first_rule_for(rule_chain(desired, gov), identity, kind), create_request(room, desired, gov))

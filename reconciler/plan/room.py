@@ -66,7 +66,7 @@ def room_label(desired: DesiredRoom) -> str:
 def room_rules(desired: DesiredRoom) -> list[SourcedRule]:
     """The Room's own participant rules (none when it ignores participants), numbered from 1."""
     spec = desired.spec
-    if "participants" in spec.policy.ignore:
+    if not spec.participants or "participants" in spec.policy.ignore:
         return []
     label = room_label(desired)
     return [SourcedRule(rule, f"{label}, rule {i}") for i, rule in enumerate(spec.participants, 1)]
@@ -281,6 +281,8 @@ def _metadata(name: str, observed: ObservedRoom, desired: DesiredRoom | None,
     """The room metadata: the Room's if it declares one, else the first matching policy's."""
     spec = desired.spec if desired is not None else EMPTY_SPEC
     if desired is not None and spec.metadata is not None:
+        if spec.metadata == observed.metadata:  # in sync: nothing to say (the common case)
+            return None, []
         wanted = SourcedMetadata(spec.metadata, room_label(desired), ignored="metadata" in spec.policy.ignore)
     elif governance.metadata is not None and "metadata" not in spec.policy.ignore:
         wanted = governance.metadata
@@ -316,6 +318,15 @@ def create_request(name: str, desired: DesiredRoom | None, governance: Governanc
     return request
 
 
+def _creation(name: str, desired: DesiredRoom | None, governance: Governance) -> tuple[dict[str, Any], bool]:
+    """The room's CreateRoom body and whether to drop the implicit dispatch (agents: Exact) after
+    creating it. Only a create or a re-create needs them: a room that exists is not asked for them."""
+    if desired is None:
+        return {}, False
+    request = create_request(name, desired, governance)
+    return request, desired.spec.policy.agents == "Exact" and not request.get("agents")
+
+
 def plan_room(desired: DesiredRoom | None, observed: ObservedRoom | None,
               governance: Governance = NO_GOVERNANCE) -> RoomPlan:
     """One room: its Room manifest (None for an undeclared live room) and what matching RoomPolicies
@@ -326,11 +337,6 @@ def plan_room(desired: DesiredRoom | None, observed: ObservedRoom | None,
     else:
         name, spec, source, label = desired.name, desired.spec, desired.source, room_label(desired)
     policy = spec.policy
-    drop_implicit = False
-    creation: dict[str, Any] = {}
-    if desired is not None:
-        creation = create_request(name, desired, governance)
-        drop_implicit = policy.agents == "Exact" and not creation.get("agents")
     if spec.suspend:  # Flux's suspend: reported, nothing done (RoomPolicies included)
         return RoomPlan(name, source, "suspended", observed.sid if observed else "", policies=governance.policies)
     if observed is not None and observed.unreadable:
@@ -341,10 +347,11 @@ def plan_room(desired: DesiredRoom | None, observed: ObservedRoom | None,
         assert desired is not None
         if policy.lifecycle == "OnDemand":
             return RoomPlan(name, source, "absent", policies=governance.policies)
+        request, drop_implicit = _creation(name, desired, governance)
         action = Action(ActionKind.CREATE_ROOM, name,
                         tuple(FieldChange(to_camel(k), None, redact_room_egress(v) if k == "egress" else v)
-                              for k, v in creation.items() if k != "name"),
-                        creation, drop_implicit_dispatch=drop_implicit, source=label)
+                              for k, v in request.items() if k != "name"),
+                        request, drop_implicit_dispatch=drop_implicit, source=label)
         if policy.observe_only:
             return RoomPlan(name, source, "drift", drifts=tuple(_observe_only(name, [action])),
                             policies=governance.policies)
@@ -387,7 +394,8 @@ def plan_room(desired: DesiredRoom | None, observed: ObservedRoom | None,
 
     if recreate:
         changes = tuple(immutable_changes) + (metadata_action.changes if metadata_action else ())
-        actions.append(Action(ActionKind.RECREATE_ROOM, name, changes, creation, old_sid=observed.sid,
+        request, drop_implicit = _creation(name, desired, governance)
+        actions.append(Action(ActionKind.RECREATE_ROOM, name, changes, request, old_sid=observed.sid,
                               drop_implicit_dispatch=drop_implicit, disconnects=observed.num_participants,
                               source=label))
     else:
