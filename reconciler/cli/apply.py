@@ -27,7 +27,6 @@ from .common import (
     wants_plugnmeet,
 )
 from .planning import add_plan_options, plan_options, warn_unselected
-from .saved import apply_saved, load_saved_plan
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
@@ -92,6 +91,8 @@ def report_results(args: argparse.Namespace, plan: Plan, results: Results, verb:
 async def _apply(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
+    from .saved import apply_saved, load_saved_plan  # saved plans load with the command that reads them
+
     saved = load_saved_plan(args.paths)
     if saved is not None:  # `roomctl apply plan.json`: exactly that plan, or nothing
         return await apply_saved(args, saved, run_actions, report_results)

@@ -6,8 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..crd import crd_files
-
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     parser = sub.add_parser("crds", help="print the Kubernetes CRDs generated from the models", parents=[common])
@@ -17,6 +15,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..crd import crd_files  # the CRD generator loads only for this command
+
     files = crd_files()
     if not args.write:
         sys.stdout.write("---\n".join(files.values()))

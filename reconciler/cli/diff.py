@@ -26,7 +26,6 @@ from .common import (
     wants_plugnmeet,
 )
 from .planning import add_plan_options, plan_options, warn_unselected
-from .saved import check_out_path, write_saved_plan
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
@@ -40,7 +39,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
 
 
 async def _diff(args: argparse.Namespace) -> int:
-    if args.out:
+    if args.out:  # saved plans load only for --out
+        from .saved import check_out_path
+
         check_out_path(args.out, args.paths)
     inputs = load_inputs(args.paths)
     skipped = note_skipped(inputs, args)
@@ -53,6 +54,8 @@ async def _diff(args: argparse.Namespace) -> int:
         combined = await make_combined_plan(backends, inputs, options)
         plan = combined.merged
         if args.out and not plan.unreadable:
+            from .saved import write_saved_plan
+
             write_saved_plan(args.out, args, inputs, options, combined, backends)
     if args.output == "json":
         out = plan_json(plan)

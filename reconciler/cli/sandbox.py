@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..sandbox.defaults import DEFAULT_API_KEY, DEFAULT_API_SECRET, DEFAULT_PNM_KEY, DEFAULT_PNM_SECRET
-from ..sandbox.faults import Fault, parse_latency, parse_rate_limit
 from .common import UsageError, bind_listen, print_error, seconds_or_zero
 
 if TYPE_CHECKING:
@@ -60,6 +59,7 @@ def build_sandbox(args: argparse.Namespace) -> Sandbox:
     import os
 
     from ..sandbox import Sandbox, SandboxConfig
+    from ..sandbox.faults import Fault, parse_latency, parse_rate_limit
 
     secret = args.api_secret or os.environ.get("ROOMCTL_SANDBOX_API_SECRET") or DEFAULT_API_SECRET
     pnm_secret = args.pnm_api_secret or os.environ.get("ROOMCTL_SANDBOX_PNM_API_SECRET") or DEFAULT_PNM_SECRET

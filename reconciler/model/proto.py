@@ -7,29 +7,34 @@ from __future__ import annotations
 import base64
 import binascii
 import difflib
+import functools
 from typing import Any
 
-from google.protobuf.descriptor import FieldDescriptor
 from pydantic_core import PydanticCustomError
 
-# json_format and LiveKit's room protos load on first use (only a manifest with an egress block
-# needs them): ~20 ms of every run's start-up otherwise.
+# google.protobuf, json_format and LiveKit's room protos load on first use (only a manifest with an
+# egress block needs them): ~20 ms of every run's start-up otherwise.
 
 Path = tuple[str | int, ...]
 
-_INT_RANGES = {
-    FieldDescriptor.TYPE_INT32: (-(2**31), 2**31 - 1),
-    FieldDescriptor.TYPE_SINT32: (-(2**31), 2**31 - 1),
-    FieldDescriptor.TYPE_SFIXED32: (-(2**31), 2**31 - 1),
-    FieldDescriptor.TYPE_UINT32: (0, 2**32 - 1),
-    FieldDescriptor.TYPE_FIXED32: (0, 2**32 - 1),
-    FieldDescriptor.TYPE_INT64: (-(2**63), 2**63 - 1),
-    FieldDescriptor.TYPE_SINT64: (-(2**63), 2**63 - 1),
-    FieldDescriptor.TYPE_SFIXED64: (-(2**63), 2**63 - 1),
-    FieldDescriptor.TYPE_UINT64: (0, 2**64 - 1),
-    FieldDescriptor.TYPE_FIXED64: (0, 2**64 - 1),
-}
-_FLOATS = (FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE)
+
+@functools.cache
+def _number_kinds() -> tuple[dict[int, tuple[int, int]], tuple[int, ...]]:
+    """The integer field types with their ranges, and the floating-point ones."""
+    from google.protobuf.descriptor import FieldDescriptor
+
+    return {
+        FieldDescriptor.TYPE_INT32: (-(2**31), 2**31 - 1),
+        FieldDescriptor.TYPE_SINT32: (-(2**31), 2**31 - 1),
+        FieldDescriptor.TYPE_SFIXED32: (-(2**31), 2**31 - 1),
+        FieldDescriptor.TYPE_UINT32: (0, 2**32 - 1),
+        FieldDescriptor.TYPE_FIXED32: (0, 2**32 - 1),
+        FieldDescriptor.TYPE_INT64: (-(2**63), 2**63 - 1),
+        FieldDescriptor.TYPE_SINT64: (-(2**63), 2**63 - 1),
+        FieldDescriptor.TYPE_SFIXED64: (-(2**63), 2**63 - 1),
+        FieldDescriptor.TYPE_UINT64: (0, 2**64 - 1),
+        FieldDescriptor.TYPE_FIXED64: (0, 2**64 - 1),
+    }, (FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE)
 
 
 class ShapeError(Exception):
@@ -51,20 +56,23 @@ def _is_map(f: Any) -> bool:
 
 
 def _repeated(f: Any) -> bool:
-    return bool(f.label == FieldDescriptor.LABEL_REPEATED) if hasattr(f, "label") else bool(f.is_repeated)
+    return bool(f.label == f.LABEL_REPEATED) if hasattr(f, "label") else bool(f.is_repeated)
 
 
 def _scalar(f: Any, value: Any, path: Path) -> None:
+    from google.protobuf.descriptor import FieldDescriptor
+
+    int_ranges, floats = _number_kinds()
     kind = f.type
     if kind == FieldDescriptor.TYPE_STRING:
         ok, expected = isinstance(value, str), "a string"
     elif kind == FieldDescriptor.TYPE_BOOL:
         ok, expected = isinstance(value, bool), "true or false"
-    elif kind in _INT_RANGES:
-        low, high = _INT_RANGES[kind]
+    elif kind in int_ranges:
+        low, high = int_ranges[kind]
         ok, expected = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high, \
             f"an integer from {low} to {high}"
-    elif kind in _FLOATS:
+    elif kind in floats:
         ok, expected = isinstance(value, int | float) and not isinstance(value, bool), "a number"
     elif kind == FieldDescriptor.TYPE_ENUM:
         names = [v.name for v in f.enum_type.values]
