@@ -33,14 +33,19 @@ class Painter:
         return f"\x1b[{code}m{text}\x1b[0m" if self.enabled and code else text
 
 
+# One encoder each for every value shown (json.dumps with options builds a new one per call); same text.
+_TEXT = json.JSONEncoder(ensure_ascii=False)
+_VALUE = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
+
+
 def fmt(value: Any) -> str:
     if value is None:
         return "(none)"
     if isinstance(value, NotReturned):
         return str(value)
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
+        return _TEXT.encode(value)
+    return _VALUE.encode(value)
 
 
 def _action_lines(action: Action) -> list[tuple[str, str]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from functools import cache
 from typing import Any
 
 from pydantic.alias_generators import to_camel
@@ -15,6 +16,9 @@ from ..observed import ObservedDispatch, ObservedParticipant, ObservedRoom
 from .core import Action, ActionKind, Drift, DriftReason, FieldChange, RoomPlan
 
 DEFAULT_EMPTY_TIMEOUT = 300
+# A proto field's camelCase name as manifests spell it (pydantic's to_camel runs regexes): the same
+# few field names, asked for on every change of every room.
+_camel = cache(to_camel)
 DEFAULT_DEPARTURE_TIMEOUT = 20
 
 # ---- rules with their provenance ----------------------------------------------------------------
@@ -171,7 +175,7 @@ def _plan_participant(room: str, rule: ParticipantRule, p: ObservedParticipant,
         if differing:
             # UpdateParticipant replaces the whole permission: send observed overlaid with the rule.
             request["permission"] = {**p.permission, **declared}
-            changes.extend(FieldChange(f"permission.{to_camel(k)}", p.permission.get(k), v)
+            changes.extend(FieldChange(f"permission.{_camel(k)}", p.permission.get(k), v)
                            for k, v in differing.items())
     if rule.attributes:
         updates: dict[str, str] = {}
@@ -349,7 +353,7 @@ def plan_room(desired: DesiredRoom | None, observed: ObservedRoom | None,
             return RoomPlan(name, source, "absent", policies=governance.policies)
         request, drop_implicit = _creation(name, desired, governance)
         action = Action(ActionKind.CREATE_ROOM, name,
-                        tuple(FieldChange(to_camel(k), None, redact_room_egress(v) if k == "egress" else v)
+                        tuple(FieldChange(_camel(k), None, redact_room_egress(v) if k == "egress" else v)
                               for k, v in request.items() if k != "name"),
                         request, drop_implicit_dispatch=drop_implicit, source=label)
         if policy.observe_only:
