@@ -167,8 +167,7 @@ class RoomConfigurationFields(Strict):
             raise ValueError(
                 f"minPlayoutDelay ({self.min_playout_delay}) is greater than maxPlayoutDelay ({self.max_playout_delay})"
             )
-        request_size_error({"name": self.name, "metadata": self.metadata, "tags": self.tags, "egress": self.egress,
-                            "agents": [a.model_dump() for a in self.agents or []]})
+        request_size_error(self.name, self.metadata, self.tags, self.egress, self.agents)
         return self
 
 
