@@ -376,7 +376,7 @@ def plan_room(desired: DesiredRoom | None, observed: ObservedRoom | None,
             immutable_changes.append(FieldChange(label_, have, wanted))
     metadata_action, metadata_drifts = _metadata(name, observed, desired, governance)
     drifts.extend(metadata_drifts)
-    rules = rule_chain(desired, governance)
+    rules = rule_chain(desired, governance) if spec.participants or governance.rules else []
 
     recreate = False
     if immutable_changes:
@@ -416,11 +416,11 @@ def plan_room(desired: DesiredRoom | None, observed: ObservedRoom | None,
             actions.extend(more_actions)
             drifts.extend(more_drifts)
 
-    not_verifiable = () if recreate else tuple(label_ for key, label_ in UNREADABLE if getattr(spec, key) is not None)
+    not_verifiable = () if recreate else tuple([label_ for key, label_ in UNREADABLE if getattr(spec, key) is not None])
     if policy.observe_only and actions:
         drifts.extend(_observe_only(name, actions))
         actions = []
-    if any(a.kind == ActionKind.RECREATE_ROOM for a in actions):
+    if actions and any(a.kind == ActionKind.RECREATE_ROOM for a in actions):
         status = "recreate"
     elif actions:
         status = "update"
