@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..backends.errors import InvalidServer
 from ..backends.failures import parse_server_url, tls_verify
@@ -26,7 +27,9 @@ from ..engine import Backends
 from ..manifests import Inputs, ManifestError, escape_control
 from ..model import API_VERSION
 from ..sandbox.defaults import DEFAULT_API_KEY, DEFAULT_API_SECRET, DEFAULT_PNM_KEY, DEFAULT_PNM_SECRET, EMBEDDED_URL
-from ..serversfile import DEFAULT_FILE, NamedServer, ServersFileError, load_servers_file
+
+if TYPE_CHECKING:
+    from ..serversfile import NamedServer
 
 EMBEDDED_STATE = Path(".roomctl") / "sandbox.json"
 EMBEDDED_LOCK = Path(".roomctl") / "sandbox.lock"
@@ -270,6 +273,8 @@ def resolve_servers(args: argparse.Namespace, names: Mapping[str, str]) -> list[
     error names the manifest (file:line) whose spec.serverRef.name asked for the server."""
     if not names:
         return []
+    from ..serversfile import DEFAULT_FILE, ServersFileError, load_servers_file  # only a run that names servers
+
     first = min(names, key=lambda n: names[n])
     try:
         servers = load_servers_file(getattr(args, "servers", None))
