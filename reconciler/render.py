@@ -6,11 +6,13 @@ import json
 import os
 import sys
 import time
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from .execute import ActionResult, Results
 from .plan import Action, ActionKind, Drift, Plan, RoomPlan
 from .plan.core import POLICY_KIND, NotReturned
+
+if TYPE_CHECKING:  # the executor loads with the commands that execute (apply, delete, serve)
+    from .execute import ActionResult, Results
 
 JSON_FORMAT_VERSION = "1"
 

@@ -64,7 +64,7 @@ def test_a_deferred_model_validates_dumps_and_describes_itself_as_before() -> No
 
 def test_the_cli_does_not_load_what_only_some_commands_use() -> None:
     lazy = ("reconciler.crd", "reconciler.sandbox.faults", "reconciler.savedplan", "reconciler.cli.saved",
-            "reconciler.serversfile", "google.protobuf")
+            "reconciler.serversfile", "reconciler.execute", "google.protobuf")
     probe = f"import sys, reconciler.cli.main; print(sorted(m for m in {lazy!r} if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

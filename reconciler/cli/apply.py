@@ -6,11 +6,11 @@ import argparse
 import asyncio
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from ..backends.errors import BackendError
 from ..backends.limiter import DEFAULT_CONCURRENCY
 from ..engine import Backends, CombinedPlan, make_combined_plan, select_inputs
-from ..execute import ActionResult, Results, execute_combined
 from ..manifests import ManifestError, load_inputs
 from ..plan import Plan, PlanRefused
 from ..render import Progress, render_text, result_line, results_json
@@ -27,6 +27,9 @@ from .common import (
     wants_plugnmeet,
 )
 from .planning import add_plan_options, plan_options, warn_unselected
+
+if TYPE_CHECKING:
+    from ..execute import ActionResult, Results
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
@@ -46,6 +49,8 @@ def add_concurrency_option(parser: argparse.ArgumentParser) -> None:
 async def run_actions(combined: CombinedPlan, backends: Backends, args: argparse.Namespace) -> Results:
     """Execute a plan with a progress line (not with -q), errors on stderr as they happen, and on
     Ctrl-C a summary of what was already done."""
+    from ..execute import execute_combined  # the executor loads with the commands that execute
+
     plan = combined.merged
     for room in plan.unreadable:  # each room whose observation failed, by method and room
         print_error(room.error)
