@@ -112,7 +112,6 @@ async def execute(
 ) -> Results:
     """Phases run in order (DESIGN §3); actions within a phase run concurrently. A failure never
     stops the other actions; it is reported in the results."""
-    gate = asyncio.Semaphore(max(1, concurrency))
     results: list[ActionResult] = []
     failed_rooms: set[str] = set()
 
@@ -120,31 +119,42 @@ async def execute(
         if action.room in failed_rooms and action.phase > 0:
             # The room's create failed: its later steps have nothing to act on.
             return ActionResult(action, False, error="skipped: creating the room failed")
-        async with gate:
-            try:
-                if isinstance(backend, PlugNmeetBackend):
-                    result = await perform_pnm(backend, action)
-                else:
-                    result = await perform(backend, action)
-            except BackendError as exc:
-                # The method that failed, when it is not the action's own (RecreateRoom -> "DeleteRoom: ...").
-                error = f"{exc.method}: {exc}" if exc.method and exc.method != action.kind else str(exc)
-                result = ActionResult(action, False, error=error, cause=exc)
-            except Exception as exc:  # a bug must not hide the other results
-                log.exception("unexpected error in %s %s", action.kind, action.room)
-                result = ActionResult(action, False, error=f"internal error: {type(exc).__name__}")
+        try:
+            if isinstance(backend, PlugNmeetBackend):
+                result = await perform_pnm(backend, action)
+            else:
+                result = await perform(backend, action)
+        except BackendError as exc:
+            # The method that failed, when it is not the action's own (RecreateRoom -> "DeleteRoom: ...").
+            error = f"{exc.method}: {exc}" if exc.method and exc.method != action.kind else str(exc)
+            result = ActionResult(action, False, error=error, cause=exc)
+        except Exception as exc:  # a bug must not hide the other results
+            log.exception("unexpected error in %s %s", action.kind, action.room)
+            result = ActionResult(action, False, error=f"internal error: {type(exc).__name__}")
         if on_result is not None:
             on_result(result)
         return result
 
-    phases = sorted({a.phase for a in plan.actions})
-    for phase in phases:
+    async def run_phase(batch: list[Action]) -> list[ActionResult]:
+        """`concurrency` workers take the actions in order: not a task per action behind a
+        semaphore (~5 us of event-loop work an action less). Results in plan order."""
+        done: list[ActionResult | None] = [None] * len(batch)
+        todo = iter(enumerate(batch))
+
+        async def worker() -> None:
+            for i, action in todo:
+                done[i] = await run(action)
+
+        await asyncio.gather(*(worker() for _ in range(min(max(1, concurrency), len(batch)))))
+        return [result for result in done if result is not None]
+
+    for phase in sorted({a.phase for a in plan.actions}):
         batch = [a for a in plan.actions if a.phase == phase]
-        done = await asyncio.gather(*(run(a) for a in batch))
-        for result in done:
+        finished = await run_phase(batch)
+        for result in finished:
             if not result.ok and result.action.phase == 0:
                 failed_rooms.add(result.action.room)
-        results.extend(done)
+        results.extend(finished)
     return Results(tuple(results))
 
 
