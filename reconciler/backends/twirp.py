@@ -147,7 +147,10 @@ class TwirpClient:
         self.limiter = AdaptiveLimiter(max_connections)
         self.client = HttpClient(
             transport or http_transport(self.base_url, max_connections=max_connections, verify=self.ssl_context),
-            httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+            # No read timeout of its own: every attempt is bounded whole (HttpClient.post's bound, at
+            # most `timeout`, from before the request is sent), which a per-read timer would only
+            # duplicate (aiohttp re-arms it for every response: three timer operations a request).
+            httpx.Timeout(timeout, connect=min(timeout, 5.0), read=None),
             self.limiter,
         )
         self._urls: dict[tuple[str, str], str] = {}
