@@ -23,6 +23,7 @@ from .common import (
     print_error,
     referenced_servers,
     report_manifest_error,
+    run_on_uvloop,
     skipped_json,
     wants_plugnmeet,
 )
@@ -128,7 +129,7 @@ def interrupted_summary(finished: list[ActionResult], planned: int) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        return asyncio.run(_apply(args))
+        return run_on_uvloop(_apply(args))
     except ManifestError as exc:
         return report_manifest_error(exc)
     except BackendError as exc:

@@ -5,7 +5,6 @@ manifests do not declare are never touched. Exit 0 done (or nothing to do), 1 on
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 
@@ -23,6 +22,7 @@ from .common import (
     print_error,
     referenced_servers,
     report_manifest_error,
+    run_on_uvloop,
 )
 from .planning import add_selection_options, selection, warn_unselected
 
@@ -69,7 +69,7 @@ async def _delete(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        return asyncio.run(_delete(args))
+        return run_on_uvloop(_delete(args))
     except ManifestError as exc:
         return report_manifest_error(exc)
     except (UsageError, PlanRefused, BackendError) as exc:

@@ -13,7 +13,7 @@ import re
 import signal
 import socket
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from ..backends.errors import BackendError
 from ..backends.limiter import DEFAULT_CONCURRENCY
@@ -28,6 +28,7 @@ from .common import (
     print_error,
     referenced_servers,
     report_manifest_error,
+    run_on_uvloop,
 )
 
 KEEP_ALIVE_SECONDS = 95
@@ -148,20 +149,9 @@ async def _enforce(args: argparse.Namespace, inputs: Inputs, interval: float, li
     return 0
 
 
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop where it is installed (a dependency off Windows): less CPU per webhook and request."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    return factory
-
-
 def run(args: argparse.Namespace) -> int:
     try:
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            return runner.run(_serve(args))
+        return run_on_uvloop(_serve(args))
     except ManifestError as exc:
         return report_manifest_error(exc)
     except (UsageError, PlanRefused, BackendError) as exc:
