@@ -8,9 +8,7 @@ import ssl
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
-from typing import Any, TypeVar
-
-import httpx
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..auth import TokenSource
 from ..model import DesiredPolicy, DesiredRoom
@@ -20,6 +18,9 @@ from ..plan.core import EVERYTHING
 from .errors import BackendError, NotFound, OutcomeUnknown
 from .limiter import DEFAULT_CONCURRENCY
 from .twirp import CallObserver, RetryPolicy, TwirpClient
+
+if TYPE_CHECKING:
+    import httpx
 
 T = TypeVar("T")
 log = logging.getLogger("roomctl.livekit")

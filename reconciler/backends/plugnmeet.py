@@ -11,9 +11,7 @@ import hmac
 import json
 import logging
 import ssl
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from ..observed import ObservedPnmRoom
 from .errors import (
@@ -26,6 +24,9 @@ from .errors import (
 )
 from .failures import not_twirp, parse_server_url, tls_verify, transport_failure
 from .transport import http_transport
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("roomctl.plugnmeet")
 
@@ -63,7 +64,10 @@ class PlugNmeetBackend:
         self._secret = api_secret
         self.attempts = attempts
         self.lock_wait = lock_wait
+        import httpx  # here, not at import: a LiveKit-only run never loads it (~20 ms of start-up)
+
         # 30 s: a create straight after endRoom may block ~15 s on the room lock (§3).
+        self._failures = (httpx.TransportError, OSError, TimeoutError)
         self.client = httpx.AsyncClient(
             transport=transport or http_transport(self.url, max_connections=16, verify=verify or tls_verify()),
             timeout=httpx.Timeout(timeout, connect=min(timeout, 5)))
@@ -85,7 +89,7 @@ class PlugNmeetBackend:
                 async with asyncio.timeout(self.timeout):  # the whole answer, a slow body included
                     response = await self.client.post(f"{self.url}/auth/room/{method}", content=body,
                                                       headers=headers)
-            except (httpx.TransportError, OSError, TimeoutError) as exc:
+            except self._failures as exc:
                 error: BackendError = transport_failure(exc, self.url, self.timeout)
             else:
                 if response.status_code == 401:

@@ -11,10 +11,13 @@ reads a `Reply`: no httpx Request/Response (URL parsing, header normalisation, s
 ~0.23 -> ~0.15 ms (bench/RESULTS.md). Any httpx transport still plugs in (the embedded sandbox's).
 
 Errors keep their phase: a failure while connecting (refused, DNS, TLS handshake, connect timeout)
-is an httpx connect error — nothing reached the server; one after the request went out (reset,
-disconnect, read timeout) is a read/protocol error — the server may have acted. (httpx-aiohttp maps
-every aiohttp connection error to `ConnectTimeout`, which would make a reset look "never sent".)
+is a ConnectError/ConnectTimeout — nothing reached the server; one after the request went out
+(reset, disconnect, read timeout) is a read/protocol error — the server may have acted.
+(httpx-aiohttp maps every aiohttp connection error to `ConnectTimeout`, which would make a reset
+look "never sent".) They are this module's TransportError classes, named as httpx's (the failure
+lines in failures.py read the names); as an httpx transport (`http_transport`) they are httpx's own.
 The aiohttp exception stays the `__cause__`, so the OS error underneath can still be inspected.
+httpx itself is not imported on the Twirp client's path over aiohttp (~20 ms of start-up).
 """
 
 from __future__ import annotations
@@ -26,33 +29,68 @@ import ssl
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import aiohttp
-import httpx
 
 from .limiter import REFUSED, AdaptiveLimiter, retry_after_seconds
+
+if TYPE_CHECKING:  # httpx loads only where an httpx transport or client is used (~20 ms of a run's start-up)
+    import httpx
 
 KEEPALIVE_SECONDS = 30.0
 USER_AGENT = "roomctl"
 _REQUEST_LOG = logging.getLogger("httpx")
 
 
-def mapped_error(exc: BaseException, request: httpx.Request) -> httpx.TransportError:
-    """The httpx error for an aiohttp/OS one, most specific first."""
+class TransportError(Exception):
+    """No HTTP answer. Subclasses carry httpx's names (failures.transport_failure reads them)."""
+
+
+class ConnectError(TransportError):
+    """Refused, DNS, TLS handshake: nothing was sent."""
+
+
+class ConnectTimeout(TransportError):
+    """No connection in time: nothing was sent."""
+
+
+class ReadTimeout(TransportError):
+    """The request went out; no answer in time."""
+
+
+class RemoteProtocolError(TransportError):
+    """The server closed or garbled the answer."""
+
+
+class ReadError(TransportError):
+    """Reset or cut short after the request went out."""
+
+
+class UnsupportedProtocol(TransportError):
+    """Not an http(s) URL aiohttp can use."""
+
+
+class InvalidURL(Exception):
+    """A URL that does not parse (httpx.InvalidURL from an httpx transport)."""
+
+
+def mapped_error(exc: BaseException) -> TransportError:
+    """The transport error for an aiohttp/OS one, most specific first."""
     text = str(exc) or type(exc).__name__
     if isinstance(exc, aiohttp.ClientConnectorError):  # refused, DNS, TLS handshake: nothing was sent
-        return httpx.ConnectError(text, request=request)
+        return ConnectError(text)
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return httpx.ConnectTimeout(text, request=request)
+        return ConnectTimeout(text)
     if isinstance(exc, aiohttp.ServerTimeoutError | asyncio.TimeoutError):
-        return httpx.ReadTimeout(text, request=request)
+        return ReadTimeout(text)
     if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientResponseError):
-        return httpx.RemoteProtocolError(text, request=request)
+        return RemoteProtocolError(text)
     if isinstance(exc, aiohttp.InvalidURL):
-        return httpx.UnsupportedProtocol(text, request=request)
-    return httpx.ReadError(text, request=request)  # reset or cut short after the request went out
+        return UnsupportedProtocol(text)
+    return ReadError(text)  # reset or cut short after the request went out
 
 
 def env_proxy(url: str) -> str | None:
@@ -90,18 +128,21 @@ class Reply:
 
     @property
     def reason_phrase(self) -> str:
-        return httpx.codes.get_reason_phrase(self.status_code)
+        try:
+            return HTTPStatus(self.status_code).phrase
+        except ValueError:
+            return ""
 
 
 # POST url, headers, body -> the whole answer (HttpClient's view of a transport).
 Send = Callable[[str, dict[str, str], bytes], Awaitable[Reply]]
 
 
-class AiohttpTransport(httpx.AsyncBaseTransport):
-    """One aiohttp session (created on first use, inside the running loop), usable two ways: as an
-    httpx transport (plugNmeet, webhooks: httpx.AsyncClient), and through `sender()`, which takes
-    plain (url, headers, body) and gives a Reply, with no httpx Request or Response built: those
-    and their URL parsing were a third of the Twirp client's CPU a request (bench/RESULTS.md)."""
+class AiohttpPool:
+    """One aiohttp session (created on first use, inside the running loop). `sender()` posts plain
+    (url, headers, body) and gives a Reply, with no httpx Request or Response built: those and their
+    URL parsing were a third of the Twirp client's CPU a request (bench/RESULTS.md). As an httpx
+    transport (plugNmeet, webhooks: httpx.AsyncClient) see `http_transport`."""
 
     def __init__(self, *, verify: ssl.SSLContext | bool = True, max_connections: int = 32,
                  proxy: str | None = None) -> None:
@@ -111,12 +152,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self.session: aiohttp.ClientSession | None = None
         self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
 
-    def _timeout(self, given: dict[str, float | None]) -> aiohttp.ClientTimeout:
-        key = (given.get("connect"), given.get("read"), given.get("pool"))
+    def client_timeout(self, connect: float | None, read: float | None, pool: float | None) -> aiohttp.ClientTimeout:
+        key = (connect, read, pool)
         timeout = self._timeouts.get(key)
         if timeout is None:
             # connect covers waiting for a pooled connection too (httpx's "pool" timeout).
-            timeout = aiohttp.ClientTimeout(sock_connect=key[0], sock_read=key[1], connect=key[2])
+            timeout = aiohttp.ClientTimeout(sock_connect=connect, sock_read=read, connect=pool)
             self._timeouts[key] = timeout
         return timeout
 
@@ -129,32 +170,26 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                                                  skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"))
         return self.session
 
-    async def _post(self, url: str, headers: Mapping[str, str] | list[tuple[str, str]], content: bytes | None,
-                    timeout: aiohttp.ClientTimeout, method: str = "POST") -> tuple[aiohttp.ClientResponse, bytes]:
+    async def request(self, method: str, url: str, headers: Mapping[str, str] | list[tuple[str, str]],
+                      content: bytes | None, timeout: aiohttp.ClientTimeout) -> tuple[aiohttp.ClientResponse, bytes]:
+        """The response (released) and its whole body; a TransportError (aiohttp's as its cause)."""
         try:
-            async with self._session().request(method, url, data=content, headers=headers,
-                                               allow_redirects=False, auto_decompress=False, timeout=timeout,
+            async with self._session().request(method, url, data=content, headers=headers, allow_redirects=False,
+                                               auto_decompress=False, timeout=timeout,
                                                proxy=self.proxy) as response:
                 return response, await response.read()
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise mapped_error(exc, httpx.Request(method, url)) from exc
+            raise mapped_error(exc) from exc
 
-    def sender(self, timeout: httpx.Timeout) -> Send:
+    def sender(self, connect: float | None, read: float | None, pool: float | None) -> Send:
         """POST with these timeouts: (url, headers, body) -> Reply."""
-        bound = self._timeout(timeout.as_dict())
+        bound = self.client_timeout(connect, read, pool)
 
         async def send(url: str, headers: dict[str, str], content: bytes) -> Reply:
-            response, body = await self._post(url, headers, content, bound)
+            response, body = await self.request("POST", url, headers, content, bound)
             return Reply(response.status, response.headers, body, url)
 
         return send
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
-        response, body = await self._post(str(request.url), headers, request.content or None,
-                                          self._timeout(request.extensions.get("timeout", {})), request.method)
-        return httpx.Response(response.status, headers=response.raw_headers, content=body, request=request,
-                              extensions={"http_version": b"HTTP/1.1"})
 
     async def aclose(self) -> None:
         if self.session is not None:
@@ -162,22 +197,40 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             self.session = None
 
 
+def http_pool(url: str, *, max_connections: int, verify: ssl.SSLContext | bool = True) -> AiohttpPool:
+    """The pool for a real server (the one place it is built: TLS settings, pool size, proxy)."""
+    return AiohttpPool(verify=verify, max_connections=max_connections, proxy=env_proxy(url))
+
+
 def http_transport(url: str, *, max_connections: int, verify: ssl.SSLContext | bool = True) -> httpx.AsyncBaseTransport:
-    """The transport for a real server (the one place it is built: TLS settings, pool size, proxy)."""
+    """The same pool as an httpx transport, for httpx.AsyncClient users (plugNmeet, webhooks)."""
+    from .aiohttp_httpx import AiohttpTransport
+
     return AiohttpTransport(verify=verify, max_connections=max_connections, proxy=env_proxy(url))
 
 
-def httpx_sender(transport: httpx.AsyncBaseTransport, timeout: httpx.Timeout) -> Send:
-    """Any other httpx transport (the embedded sandbox's, a test's) behind the same (url, headers, body)."""
-    extensions = {"timeout": timeout.as_dict()}
+def httpx_sender(transport: httpx.AsyncBaseTransport, connect: float | None, read: float | None,
+                 pool: float | None) -> Send:
+    """Any other httpx transport (the embedded sandbox's, a test's) behind the same (url, headers,
+    body), its errors as this module's (the httpx one as the cause)."""
+    import httpx
+
+    extensions = {"timeout": {"connect": connect, "read": read, "write": read, "pool": pool}}
+    ours = {cls.__name__: cls for cls in (ConnectError, ConnectTimeout, ReadTimeout, RemoteProtocolError, ReadError,
+                                          UnsupportedProtocol)}
 
     async def send(url: str, headers: dict[str, str], content: bytes) -> Reply:
-        request = httpx.Request("POST", url, content=content, headers=headers, extensions=extensions)
-        response = await transport.handle_async_request(request)
         try:
-            await response.aread()
-        finally:
-            await response.aclose()
+            request = httpx.Request("POST", url, content=content, headers=headers, extensions=extensions)
+            response = await transport.handle_async_request(request)
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+        except httpx.TransportError as exc:
+            raise ours.get(type(exc).__name__, TransportError)(str(exc) or type(exc).__name__) from exc
+        except httpx.InvalidURL as exc:
+            raise InvalidURL(str(exc)) from exc
         return Reply(response.status_code, response.headers, response.content, url, response.http_version)
 
     return send
@@ -188,14 +241,15 @@ class HttpClient:
     an AdaptiveLimiter (backends/limiter.py) when given one, each attempt bounded once admitted.
     Neither httpx.AsyncClient (URL merging, cookie jar, auth and redirect flows, event hooks: ~0.1 ms
     of CPU a request) nor, over aiohttp, httpx Requests and Responses at all. Any httpx transport
-    still plugs in (the embedded sandbox's included)."""
+    still plugs in (the embedded sandbox's included). Timeouts in seconds (None: none): connect,
+    read (each read of the answer), pool (waiting for a pooled connection, and connecting)."""
 
-    def __init__(self, transport: httpx.AsyncBaseTransport, timeout: httpx.Timeout,
-                 limiter: AdaptiveLimiter | None = None) -> None:
+    def __init__(self, transport: AiohttpPool | httpx.AsyncBaseTransport, *, connect: float | None = 5.0,
+                 read: float | None = None, pool: float | None = None, limiter: AdaptiveLimiter | None = None) -> None:
         self.transport = transport
         self.limiter = limiter
-        self._send = (transport.sender(timeout) if isinstance(transport, AiohttpTransport)
-                      else httpx_sender(transport, timeout))
+        self._send = (transport.sender(connect, read, pool) if isinstance(transport, AiohttpPool)
+                      else httpx_sender(transport, connect, read, pool))
 
     async def post(self, url: str, *, content: bytes, headers: dict[str, str], bound: float | None = None,
                    deadline: float | None = None) -> Reply:

@@ -1,4 +1,5 @@
-"""A Twirp (JSON) client for LiveKit over httpx: per-call tokens, error mapping, retries, timeouts."""
+"""A Twirp (JSON) client for LiveKit over aiohttp (or any httpx transport): per-call tokens, error mapping,
+retries, timeouts."""
 
 from __future__ import annotations
 
@@ -13,9 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from ..auth import TokenSource
 from .errors import (
@@ -34,7 +33,10 @@ from .errors import (
 )
 from .failures import not_twirp, parse_server_url, tls_verify, transport_failure
 from .limiter import AdaptiveLimiter
-from .transport import USER_AGENT, HttpClient, Reply, http_transport
+from .transport import USER_AGENT, HttpClient, InvalidURL, Reply, TransportError, http_pool
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("roomctl.twirp")
 
@@ -142,16 +144,15 @@ class TwirpClient:
         self.rng = random.Random()
         self.calls: dict[str, int] = {}
         # Requests in flight adapt up to max_connections (backends/limiter.py). TLS settings go to
-        # http_transport(verify=...): httpx ignores AsyncClient(verify=) when given a transport.
+        # the pool (http_pool(verify=...)); a transport given (the embedded sandbox's) has its own.
         self.ssl_context = verify or tls_verify()
         self.limiter = AdaptiveLimiter(max_connections)
         self.client = HttpClient(
-            transport or http_transport(self.base_url, max_connections=max_connections, verify=self.ssl_context),
+            transport or http_pool(self.base_url, max_connections=max_connections, verify=self.ssl_context),
             # No read timeout of its own: every attempt is bounded whole (HttpClient.post's bound, at
             # most `timeout`, from before the request is sent), which a per-read timer would only
             # duplicate (aiohttp re-arms it for every response: three timer operations a request).
-            httpx.Timeout(timeout, connect=min(timeout, 5.0), read=None),
-            self.limiter,
+            connect=min(timeout, 5.0), read=None, pool=timeout, limiter=self.limiter,
         )
         self._urls: dict[tuple[str, str], str] = {}
 
@@ -214,13 +215,13 @@ class TwirpClient:
             except BackendError:
                 self._observe(method, started, "BackendError")
                 raise
-            except (httpx.TransportError, OSError, TimeoutError) as exc:
+            except (TransportError, OSError, TimeoutError) as exc:
                 if isinstance(exc, TimeoutError) and self.remaining() <= 0.01:
                     cut = transport_failure(exc, server, left)
                     raise DeadlineExceeded(f"deadline reached during attempt {attempt + 1}; "
                                            f"last: {last_error or cut}") from None
                 error = transport_failure(exc, server, budget)
-            except httpx.InvalidURL:
+            except InvalidURL:
                 raise InvalidServer(f"invalid server URL {server}") from None
             self._observe(method, started, type(error).__name__)
             last_error = error

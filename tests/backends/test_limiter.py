@@ -64,7 +64,7 @@ class FakeServer(httpx.AsyncBaseTransport):
 
 
 async def drive(server: FakeServer, limiter: AdaptiveLimiter, requests: int, callers: int) -> None:
-    client = HttpClient(server, httpx.Timeout(10.0), limiter)
+    client = HttpClient(server, read=10.0, pool=10.0, limiter=limiter)
     todo = iter(range(requests))
 
     async def caller() -> None:
@@ -180,7 +180,7 @@ async def test_an_attempt_cut_by_its_bound_or_the_deadline_gives_its_slot_back()
     then the attempt's own bound applies; either way the limiter gets the slot back."""
     server = FakeServer(latency=5.0)  # never answers in time
     limiter = AdaptiveLimiter(1)
-    client = HttpClient(server, httpx.Timeout(10.0), limiter)
+    client = HttpClient(server, read=10.0, pool=10.0, limiter=limiter)
     try:
         holder = asyncio.create_task(client.post("http://server/", content=b"{}", headers={}, bound=0.5))
         await asyncio.sleep(0.05)

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -126,7 +130,7 @@ def test_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 async def test_http_client_keeps_the_request_log(sandbox: SandboxServer, caplog: pytest.LogCaptureFixture) -> None:
     """-v's request log (httpx's logger at INFO) is written by the lean client too, URL only."""
-    http = HttpClient(http_transport(sandbox.url, max_connections=2), httpx.Timeout(5.0))
+    http = HttpClient(http_transport(sandbox.url, max_connections=2), read=5.0, pool=5.0)
     try:
         with caplog.at_level(logging.INFO, logger="httpx"):
             response = await http.post(sandbox.url + "/twirp/livekit.RoomService/ListRooms", content=b"{}",
@@ -137,3 +141,24 @@ async def test_http_client_keeps_the_request_log(sandbox: SandboxServer, caplog:
     assert response.path == "/twirp/livekit.RoomService/ListRooms"
     assert [r.getMessage() for r in caplog.records] == [
         f'HTTP Request: POST {sandbox.url}/twirp/livekit.RoomService/ListRooms "HTTP/1.1 401 Unauthorized"']
+
+
+LIVEKIT_ONLY_RUN = """
+import sys
+from reconciler.cli.main import main
+sys.argv = ["roomctl", "apply", sys.argv[1], "--url", sys.argv[2], "-q"]
+code = main()
+print(code, "httpx" in sys.modules)
+"""
+
+
+def test_an_apply_against_a_livekit_server_never_imports_httpx(sandbox: SandboxServer, tmp_path: Path) -> None:
+    """The Twirp client over aiohttp needs nothing of httpx (~20 ms of every run's start-up); httpx
+    loads only with an httpx transport (the embedded sandbox) or client (plugNmeet, webhooks)."""
+    (tmp_path / "room.yaml").write_text("apiVersion: roomctl.dev/v1alpha1\nkind: Room\nmetadata: {name: no-httpx}\n",
+                                        encoding="utf-8")
+    env = {**os.environ, "LIVEKIT_API_KEY": "devkey", "LIVEKIT_API_SECRET": "secret"}
+    done = subprocess.run([sys.executable, "-c", LIVEKIT_ONLY_RUN, str(tmp_path), sandbox.url], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert done.stdout.split() == ["0", "False"], done.stderr[-2000:]
+    assert sandbox.counts().get("RoomService.CreateRoom") == 1
