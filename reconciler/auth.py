@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import time
 import warnings
 from collections.abc import Iterator
@@ -9,25 +13,36 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import jwt
-
 API_TOKEN_TTL = 600  # seconds; the server allows 60 s of skew on each side
 REFRESH_MARGIN = 60
 
 
 @contextmanager
 def short_keys_allowed() -> Iterator[None]:
-    """Around every HS256 sign or verify of ours: `livekit-server --dev` (and the sandbox) use the
-    6-byte secret "secret", and a short key is the operator's choice to make, so PyJWT's
-    InsecureKeyLengthWarning (a raw library line with a file path) is never printed."""
+    """Around every HS256 verify (or sign) of ours with PyJWT: `livekit-server --dev` (and the
+    sandbox) use the 6-byte secret "secret", and a short key is the operator's choice to make, so
+    PyJWT's InsecureKeyLengthWarning (a raw library line with a file path) is never printed."""
+    import jwt  # its callers use PyJWT: loaded already
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", jwt.warnings.InsecureKeyLengthWarning)
         yield
 
 
+def _b64(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+_HS256_HEADER = _b64(b'{"alg":"HS256","typ":"JWT"}')
+
+
 def _sign(claims: dict[str, Any], secret: str) -> str:
-    with short_keys_allowed():
-        return jwt.encode(claims, secret, algorithm="HS256")
+    """An HS256 JWT, byte for byte what PyJWT's jwt.encode(claims, secret, algorithm="HS256") gives
+    (tests/test_auth.py compares them): written out here because importing PyJWT loads the
+    cryptography package's x509 modules, ~28 ms of every run's start-up, for an HMAC."""
+    signing_input = _HS256_HEADER + b"." + _b64(json.dumps(claims, separators=(",", ":")).encode())
+    signature = hmac.new(secret.encode(), signing_input, hashlib.sha256).digest()
+    return (signing_input + b"." + _b64(signature)).decode()
 
 
 def api_grant(method: str, room: str) -> tuple[str, dict[str, Any]]:
