@@ -4,8 +4,10 @@ A fixed number in flight either wastes a fast server (16 at 20 ms is 800 request
 overloads a slow or rate-limited one. The limiter adapts, TCP-style, within the ceiling a user sets
 (`--concurrency`):
 
-- it starts at 4, so the first latencies it sees are the server's own, not queueing behind a burst
-  of ours (that lowest latency is the baseline);
+- it starts at 8 (half the fixed 16 roomctl sent before it adapted), few enough that the first
+  latencies it sees are the server's own, not queueing behind a burst of ours (the lowest latency
+  is the baseline). Each doubling takes a round trip: from 4, a 1,000-room apply at 20 ms spent
+  ~35 ms more reaching 64;
 - it grows while the latency holds (a window's median latency within `tolerance` of the baseline)
   and nothing is refused: doubling per window at first, then by an eighth, and only when the
   current limit was actually used (a window is about `limit` answers: one round trip);
@@ -65,7 +67,7 @@ class LimiterStats:
 class AdaptiveLimiter:
     """See the module docstring. Not thread-safe: one event loop."""
 
-    def __init__(self, ceiling: int, *, initial: int = 4, minimum: int = 1, tolerance: float = 1.5,
+    def __init__(self, ceiling: int, *, initial: int = 8, minimum: int = 1, tolerance: float = 1.5,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.ceiling = max(1, ceiling)
         self.minimum = max(1, min(minimum, self.ceiling))
