@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -17,7 +16,7 @@ from ..plan import Selection, what_to_observe
 from ..plan.core import EVERYTHING
 from .errors import BackendError, NotFound, OutcomeUnknown
 from .limiter import DEFAULT_CONCURRENCY
-from .twirp import CallObserver, RetryPolicy, TwirpClient
+from .twirp import CallObserver, RetryPolicy, TwirpClient, new_request_id
 
 if TYPE_CHECKING:
     import httpx
@@ -158,7 +157,7 @@ class LiveKitBackend:
         it acted, and only if no such dispatch is there is it sent again (same request id)."""
         room = str(body["room"])
         wanted = ObservedDispatch.from_json(body).key()
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id()
         attempt = 0
         while True:
             try:
