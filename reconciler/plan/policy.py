@@ -31,13 +31,13 @@ from .core import (
 )
 from .core import prune_plans as _prune_plans
 from .room import (
-    EMPTY_SPEC,
     NO_GOVERNANCE,
     Governance,
     SourcedAgent,
     SourcedMetadata,
     SourcedRule,
     create_request,
+    empty_spec,
     first_rule_for,
     needs_dispatches,
     needs_participants,
@@ -127,7 +127,7 @@ class WhatToObserve:
         gov = governance(self.policies, room) if self.policies else NO_GOVERNANCE
         if desired is None and (not gov.policies or not self.selection.covers(room, None)):
             return NOTHING_MORE
-        spec = desired.spec if desired is not None else EMPTY_SPEC
+        spec = desired.spec if desired is not None else empty_spec()
         return _NEEDS[needs_participants(spec, gov), needs_dispatches(spec, gov)]
 
 
