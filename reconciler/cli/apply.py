@@ -8,11 +8,10 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from ..backends.errors import BackendError
 from ..backends.limiter import DEFAULT_CONCURRENCY
 from ..engine import Backends, CombinedPlan, make_combined_plan, select_inputs
-from ..manifests import ManifestError, load_inputs
-from ..plan import Plan, PlanRefused
+from ..manifests import load_inputs
+from ..plan import Plan
 from ..render import Progress, render_text, result_line, results_json
 from .common import (
     UsageError,
@@ -22,8 +21,7 @@ from .common import (
     open_backends,
     print_error,
     referenced_servers,
-    report_manifest_error,
-    run_on_uvloop,
+    run_command,
     skipped_json,
     wants_plugnmeet,
 )
@@ -128,13 +126,4 @@ def interrupted_summary(finished: list[ActionResult], planned: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        return run_on_uvloop(_apply(args))
-    except ManifestError as exc:
-        return report_manifest_error(exc)
-    except BackendError as exc:
-        print_error(exc.describe())
-        return 1
-    except (UsageError, PlanRefused) as exc:
-        print_error(exc)
-        return 1
+    return run_command(_apply(args), bulk=True)

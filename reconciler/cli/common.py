@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..backends.errors import InvalidServer
+from ..backends.errors import BackendError, InvalidServer
 from ..backends.failures import parse_server_url, tls_verify
 from ..backends.limiter import DEFAULT_CONCURRENCY
 from ..backends.livekit import LiveKitBackend
@@ -26,6 +26,7 @@ from ..backends.plugnmeet import PlugNmeetBackend
 from ..engine import Backends
 from ..manifests import Inputs, ManifestError, escape_control
 from ..model import API_VERSION
+from ..plan import PlanRefused
 from ..sandbox.defaults import DEFAULT_API_KEY, DEFAULT_API_SECRET, DEFAULT_PNM_KEY, DEFAULT_PNM_SECRET, EMBEDDED_URL
 
 if TYPE_CHECKING:
@@ -56,6 +57,22 @@ def run_on_uvloop(main: Coroutine[Any, Any, T]) -> T:
 
 class UsageError(Exception):
     """Bad flags or environment: reported as one line, exit 1, no request made."""
+
+
+def run_command(main: Coroutine[Any, Any, int], *, bulk: bool = False) -> int:
+    """Run a command's coroutine; the errors every command shares become `error:` lines and exit 1:
+    bad manifests (each issue, then the count), bad flags, a refused plan, a server error named by
+    method and room. `bulk`: the commands that send requests in bulk run on uvloop (run_on_uvloop)."""
+    try:
+        return run_on_uvloop(main) if bulk else asyncio.run(main)
+    except ManifestError as exc:
+        return report_manifest_error(exc)
+    except BackendError as exc:
+        print_error(exc.describe())
+        return 1
+    except (UsageError, PlanRefused) as exc:
+        print_error(exc)
+        return 1
 
 
 def _duration(text: str, zero_ok: bool) -> float:

@@ -8,10 +8,8 @@ import argparse
 import json
 import sys
 
-from ..backends.errors import BackendError
 from ..engine import make_deletion_plan, select_inputs
-from ..manifests import ManifestError, load_inputs
-from ..plan import PlanRefused
+from ..manifests import load_inputs
 from ..render import plan_json, render_text
 from .apply import add_concurrency_option, report_results, run_actions
 from .common import (
@@ -19,10 +17,8 @@ from .common import (
     add_server_options,
     first_pnm_source,
     open_backends,
-    print_error,
     referenced_servers,
-    report_manifest_error,
-    run_on_uvloop,
+    run_command,
 )
 from .planning import add_selection_options, selection, warn_unselected
 
@@ -68,10 +64,4 @@ async def _delete(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        return run_on_uvloop(_delete(args))
-    except ManifestError as exc:
-        return report_manifest_error(exc)
-    except (UsageError, PlanRefused, BackendError) as exc:
-        print_error(exc)
-        return 1
+    return run_command(_delete(args), bulk=True)

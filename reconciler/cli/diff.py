@@ -4,24 +4,20 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 
-from ..backends.errors import BackendError
 from ..engine import make_combined_plan, select_inputs
-from ..manifests import ManifestError, load_inputs
-from ..plan import PlanRefused
+from ..manifests import load_inputs
 from ..render import plan_json, render_text
 from .common import (
-    UsageError,
     add_server_options,
     first_pnm_source,
     note_skipped,
     open_backends,
     print_error,
     referenced_servers,
-    report_manifest_error,
+    run_command,
     skipped_json,
     wants_plugnmeet,
 )
@@ -76,13 +72,4 @@ async def _diff(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        return asyncio.run(_diff(args))
-    except ManifestError as exc:
-        return report_manifest_error(exc)
-    except (UsageError, PlanRefused) as exc:
-        print_error(exc)
-        return 1
-    except BackendError as exc:
-        print_error(exc.describe())
-        return 1
+    return run_command(_diff(args))

@@ -17,15 +17,14 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ..backends.errors import BackendError
 from ..engine import select_inputs
-from ..manifests import ManifestError, load_inputs
+from ..manifests import load_inputs
 from ..model import API_VERSION, DesiredRoom
 from ..model.plugnmeet import SPEC_HASH_KEY, PlugNmeetRoomManifest, PnmMetadata, check_room_id
 from ..observed import ObservedDispatch, ObservedPnmRoom, ObservedRoom
 from ..plan import Selection
 from ..yamlsafe import dump
-from .common import UsageError, add_server_options, open_backends, print_error, report_manifest_error, server_settings
+from .common import UsageError, add_server_options, open_backends, run_command, server_settings
 from .planning import add_selection_options, selection
 
 # What an adopted room keeps: it is never created by roomctl (OnDemand), never re-created (Never).
@@ -202,13 +201,4 @@ async def _export(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        return asyncio.run(_export(args))
-    except ManifestError as exc:
-        return report_manifest_error(exc)
-    except UsageError as exc:
-        print_error(exc)
-        return 1
-    except BackendError as exc:
-        print_error(exc.describe())
-        return 1
+    return run_command(_export(args))

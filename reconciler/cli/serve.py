@@ -15,20 +15,16 @@ import socket
 import sys
 from collections.abc import Iterator
 
-from ..backends.errors import BackendError
 from ..backends.limiter import DEFAULT_CONCURRENCY
-from ..manifests import Inputs, ManifestError, load_inputs
-from ..plan import PlanRefused
+from ..manifests import Inputs, load_inputs
 from .common import (
     UsageError,
     add_server_options,
     bind_listen,
     first_pnm_source,
     open_backends,
-    print_error,
     referenced_servers,
-    report_manifest_error,
-    run_on_uvloop,
+    run_command,
 )
 
 KEEP_ALIVE_SECONDS = 95
@@ -150,10 +146,4 @@ async def _enforce(args: argparse.Namespace, inputs: Inputs, interval: float, li
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        return run_on_uvloop(_serve(args))
-    except ManifestError as exc:
-        return report_manifest_error(exc)
-    except (UsageError, PlanRefused, BackendError) as exc:
-        print_error(exc)
-        return 1
+    return run_command(_serve(args), bulk=True)
