@@ -138,7 +138,6 @@ class _Builder:
         self.loader = loader  # PyYAML's loader methods are untyped
         self.track = track
         self.constructor = yaml.constructor.SafeConstructor()
-        self.anchors: dict[str, tuple[Any, int]] = {}
         self.expanded = 0  # bytes of everything built so far, each alias counted at its full size
 
     def _too_big(self, event: Event) -> YamlError:
@@ -208,8 +207,7 @@ class _Builder:
         root: Any = None
         root_at: tuple[int, int] | None = None
         get_event = self.loader.get_event
-        anchors: dict[str, tuple[Any, int]] = {}
-        self.anchors = anchors
+        anchors: dict[str, tuple[Any, int]] = {}  # this document's: anchors do not cross documents
         while True:
             event = get_event()
             kind = type(event)

@@ -60,6 +60,8 @@ class Governance:
 
 
 NO_GOVERNANCE = Governance()
+
+
 @cache
 def empty_spec() -> RoomSpec:
     """The spec of a room no Room declares (a RoomPolicy governs it). Built on first use: building a
@@ -380,7 +382,7 @@ def plan_room(desired: DesiredRoom | None, observed: ObservedRoom | None,
             immutable_changes.append(FieldChange(label_, have, wanted))
     metadata_action, metadata_drifts = _metadata(name, observed, desired, governance)
     drifts.extend(metadata_drifts)
-    rules = rule_chain(desired, governance) if spec.participants or governance.rules else []
+    rules = rule_chain(desired, governance)
 
     recreate = False
     if immutable_changes:
